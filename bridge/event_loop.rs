@@ -1,0 +1,471 @@
+//! Bridge loops: [`Loop`] (owns a loop and its thread), [`LoopBuilder`] and
+//! [`LoopHandle`] (a cheap, cloneable, `Send + Sync` reference to a loop).
+//!
+//! A `Loop` is a tokio current-thread runtime driven by its own named thread.
+//! Closing it (dropping the `Loop`) tells the thread to stop; the thread then
+//! drops the runtime, which drops every task still on it (their destructors
+//! run, on the loop's thread), so every [`ConcurrentFuture`] still waiting
+//! resolves to `Err(Cancelled)` (the task had started) or `Err(LoopClosed)`
+//! (it never ran). The closing thread joins the loop's thread, unless it *is*
+//! the loop's thread.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use crate::debug::{DebugConfig, Origin};
+use crate::error::Error;
+use crate::future::{self, ConcurrentFuture, DropOutcome};
+use crate::registry::{self, LoopId, Marked};
+use crate::sync::plain::{Arc, AtomicBool, Mutex, Ordering};
+use crate::task::{Guarded, Task};
+
+/// Which kind of bridge loop a handle points to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// A [`Loop`]: one thread, its own.
+    Owned,
+    /// A loop made by [`run`](crate::run) on the calling thread.
+    Run,
+    /// The shared worker loop: a one-core multi-thread runtime whose core
+    /// moves away from a thread that blocks.
+    Worker,
+}
+
+/// State shared by a loop's thread and every handle to it.
+pub(crate) struct LoopShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) id: LoopId,
+    pub(crate) kind: Kind,
+    pub(crate) tokio: tokio::runtime::Handle,
+    pub(crate) debug: DebugConfig,
+    closed: AtomicBool,
+    /// The thread driving the loop now.
+    thread: Mutex<ThreadId>,
+    /// Tells an owned loop's thread to stop.
+    stop: tokio::sync::Notify,
+}
+
+impl LoopShared {
+    pub(crate) fn new(
+        name: Arc<str>,
+        id: LoopId,
+        kind: Kind,
+        tokio: tokio::runtime::Handle,
+        debug: DebugConfig,
+    ) -> Arc<Self> {
+        Arc::new(LoopShared {
+            name,
+            id,
+            kind,
+            tokio,
+            debug,
+            closed: AtomicBool::new(false),
+            thread: Mutex::new(std::thread::current().id()),
+            stop: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub(crate) fn thread_id(&self) -> ThreadId {
+        *self.thread.lock()
+    }
+
+    pub(crate) fn set_thread(&self, id: ThreadId) {
+        let mut t = self.thread.lock();
+        if *t != id {
+            *t = id;
+        }
+    }
+
+    /// Marks the loop closed (no new work) and wakes its thread to stop.
+    pub(crate) fn close(&self) {
+        // ORDERING: SeqCst is not needed for a flag read by `spawn`; Release
+        // pairs with the Acquire in `is_closed` (a late spawn is still caught by
+        // tokio refusing tasks on a shut-down runtime).
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            registry::unregister(self.id);
+            self.stop.notify_one();
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        // ORDERING: Acquire pairs with the Release in `close`.
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The home id for futures of this loop: the one thread that must run them.
+    fn home(&self) -> u64 {
+        match self.kind {
+            Kind::Owned | Kind::Run => self.id.0,
+            Kind::Worker => 0,
+        }
+    }
+}
+
+/// Owns a bridge loop and the thread that drives it; dropping it closes the loop.
+///
+/// # Examples
+///
+/// ```
+/// let lp = bridge::Loop::builder().name("db").build().unwrap();
+/// let fut = lp.handle().spawn(async { std::thread::current().name().map(str::to_owned) });
+/// assert_eq!(fut.wait().unwrap().as_deref(), Some("db"));
+/// drop(lp); // cancels what is left, joins the thread
+/// ```
+pub struct Loop {
+    handle: LoopHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Configures a [`Loop`]; from [`Loop::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let lp = bridge::Loop::builder()
+///     .name("db")
+///     .debug(true)
+///     .slow_poll_threshold(Duration::from_millis(50))
+///     .stack_size(4 << 20)
+///     .build()
+///     .unwrap();
+/// assert_eq!(lp.handle().name(), "db");
+/// ```
+#[derive(Clone, Debug)]
+pub struct LoopBuilder {
+    name: Option<String>,
+    debug: Option<bool>,
+    slow_poll_threshold: Duration,
+    stack_size: Option<usize>,
+}
+
+impl Loop {
+    /// Starts a loop with default settings on a new thread.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the thread or the runtime cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// assert!(!lp.handle().is_closed());
+    /// ```
+    pub fn new() -> Result<Loop, Error> {
+        Loop::builder().build()
+    }
+
+    /// A builder for a named or configured loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().name("ui").build().unwrap();
+    /// assert_eq!(lp.handle().name(), "ui");
+    /// ```
+    pub fn builder() -> LoopBuilder {
+        LoopBuilder {
+            name: None,
+            debug: None,
+            slow_poll_threshold: crate::debug::DEFAULT_SLOW_POLL,
+            stack_size: None,
+        }
+    }
+
+    /// A handle for submitting work to this loop from any thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let h = lp.handle();
+    /// std::thread::spawn(move || h.block_on(async { 1 }).unwrap()).join().unwrap();
+    /// ```
+    pub fn handle(&self) -> LoopHandle {
+        self.handle.clone()
+    }
+
+    /// Closes the loop now: same as dropping it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let h = lp.handle();
+    /// lp.close();
+    /// assert!(h.is_closed());
+    /// assert!(matches!(h.spawn(async {}).wait(), Err(bridge::Error::LoopClosed)));
+    /// ```
+    pub fn close(self) {
+        drop(self)
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.handle.shared.close();
+        if let Some(thread) = self.thread.take() {
+            if thread.thread().id() != std::thread::current().id() {
+                // Joining blocks: off a multi-thread runtime's core first.
+                let _ = crate::worker::blocking_region(Location::caller(), || thread.join());
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Loop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loop").field("handle", &self.handle).finish()
+    }
+}
+
+impl LoopBuilder {
+    /// The loop's name, also given to its thread (default `bridge-loop-N`).
+    /// NUL characters, which a thread name cannot hold, become `?`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into().replace('\0', "?"));
+        self
+    }
+
+    /// Debug mode: slow polls and unread panics are reported through
+    /// `tracing`. Also switched on for every loop by `BRIDGE_DEBUG=1`.
+    pub fn debug(mut self, on: bool) -> Self {
+        self.debug = Some(on);
+        self
+    }
+
+    /// In debug mode, a single poll longer than this is reported at WARN
+    /// (default 100 ms).
+    pub fn slow_poll_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_poll_threshold = threshold;
+        self
+    }
+
+    /// The stack size of the loop's thread (default: the standard library's).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the loop's thread and runtime.
+    ///
+    /// # Errors
+    ///
+    /// `Io` if the thread or the runtime cannot be started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().name("net").build().unwrap();
+    /// assert_eq!(lp.handle().name(), "net");
+    /// ```
+    pub fn build(self) -> Result<Loop, Error> {
+        let id = LoopId(registry::next_id());
+        let name: Arc<str> = self
+            .name
+            .unwrap_or_else(|| format!("bridge-loop-{}", id.0))
+            .into();
+        let debug = DebugConfig::new(self.debug, self.slow_poll_threshold);
+        let mut thread = std::thread::Builder::new().name(name.to_string());
+        if let Some(size) = self.stack_size {
+            thread = thread.stack_size(size);
+        }
+        let (ready_tx, ready_rx) = future::promise::<LoopHandle>();
+        let join = thread.spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return ready_tx.complete(Err(Error::Io(e))),
+            };
+            let shared =
+                LoopShared::new(name, id, Kind::Owned, rt.handle().clone(), debug);
+            let handle = LoopHandle::from_shared(shared.clone());
+            let _ctx = registry::enter(Marked::Bridge(handle.clone()), id.0);
+            registry::register(shared.clone());
+            ready_tx.set_result(handle);
+            rt.block_on(async {
+                while !shared.is_closed() {
+                    shared.stop.notified().await;
+                }
+            });
+            shared.close();
+            // Dropping the runtime drops every task left, here, on this thread.
+            drop(rt);
+        })?;
+        let handle = ready_rx.wait()?;
+        Ok(Loop {
+            handle,
+            thread: Some(join),
+        })
+    }
+}
+
+/// A cheap, cloneable, `Send + Sync` reference to a bridge loop, for
+/// submitting work from any thread.
+///
+/// # Examples
+///
+/// ```
+/// let lp = bridge::Loop::new().unwrap();
+/// let h = lp.handle();
+/// let fut = h.spawn(async { 6 * 7 });
+/// assert_eq!(fut.wait().unwrap(), 42);
+/// h.call_soon_threadsafe(|| println!("on the loop")).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct LoopHandle {
+    pub(crate) shared: Arc<LoopShared>,
+}
+
+impl LoopHandle {
+    pub(crate) fn from_shared(shared: Arc<LoopShared>) -> Self {
+        LoopHandle { shared }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.shared.kind
+    }
+
+    /// Runs `fut` on this loop; the returned future gives its outcome
+    /// (same as [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe)).
+    ///
+    /// A panic in `fut` resolves the future to `Err(Panicked)`. On a closed
+    /// loop the future is already resolved to `Err(LoopClosed)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let fut = lp.handle().spawn(async { panic!("oops") });
+    /// assert!(matches!(fut.wait(), Err(bridge::Error::Panicked(_))));
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, fut: F) -> ConcurrentFuture<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = &self.shared;
+        if shared.is_closed() {
+            return ConcurrentFuture::resolved(Err(Error::LoopClosed));
+        }
+        let origin = shared.debug.enabled().then(|| Origin {
+            location: Location::caller(),
+            loop_name: shared.name.clone(),
+        });
+        let (promise, cf) = future::pair(shared.home(), origin.clone(), DropOutcome::LoopClosed);
+        if shared.kind == Kind::Worker {
+            crate::worker::note_submission();
+        }
+        let task = Task::new(Guarded::new(fut, origin, shared.debug.slow_poll()), promise);
+        let join = shared.tokio.spawn(task);
+        cf.set_abort(join.abort_handle());
+        cf
+    }
+
+    /// Runs `f` on the loop's thread soon; its outcome is not reported back
+    /// (a panic is caught, and reported in debug mode).
+    ///
+    /// # Errors
+    ///
+    /// `LoopClosed` if the loop is closed or closing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// lp.handle().call_soon_threadsafe(move || tx.send(std::thread::current().name().map(str::to_owned)).unwrap()).unwrap();
+    /// assert!(rx.recv().unwrap().unwrap().starts_with("bridge-loop"));
+    /// ```
+    #[track_caller]
+    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Error> {
+        if self.shared.is_closed() {
+            return Err(Error::LoopClosed);
+        }
+        drop(self.spawn(async move { f() }));
+        Ok(())
+    }
+
+    /// Runs `fut` on this loop and blocks this thread until it is done.
+    ///
+    /// On the worker loop this always completes, also from the worker's own
+    /// thread (the worker hands its core to another thread first).
+    ///
+    /// # Errors
+    ///
+    /// `WouldDeadlock` on this loop's own thread (for a [`Loop`] or a
+    /// [`run`](crate::run) loop, which only that thread drives); `Panicked`
+    /// if `fut` panics; `LoopClosed`/`Cancelled` if the loop closes first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// assert_eq!(lp.handle().block_on(async { 3 }).unwrap(), 3);
+    /// let h = lp.handle();
+    /// let inner = lp.handle().block_on(async move { h.block_on(async { 4 }) }).unwrap();
+    /// assert!(matches!(inner, Err(bridge::Error::WouldDeadlock)));
+    /// ```
+    #[track_caller]
+    pub fn block_on<F>(&self, fut: F) -> Result<F::Output, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let home = self.shared.home();
+        if home != 0 && registry::current_home() == home {
+            return Err(Error::WouldDeadlock);
+        }
+        self.spawn(fut).wait()
+    }
+
+    /// The loop's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The loop's id.
+    pub fn id(&self) -> LoopId {
+        self.shared.id
+    }
+
+    /// Whether the loop is closed or closing (it takes no new work).
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// The tokio runtime handle of the loop, for tokio APIs that want one.
+    pub fn tokio_handle(&self) -> &tokio::runtime::Handle {
+        &self.shared.tokio
+    }
+
+    /// Whether debug mode is on for this loop.
+    pub fn debug(&self) -> bool {
+        self.shared.debug.enabled()
+    }
+}
+
+impl PartialEq for LoopHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.shared.id == other.shared.id
+    }
+}
+
+impl Eq for LoopHandle {}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("name", &self.name())
+            .field("id", &self.id())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

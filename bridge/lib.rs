@@ -1,0 +1,79 @@
+//! # bridge
+//!
+//! Sync code and async code calling each other safely, on any thread, in any
+//! nesting: Rust's answer to Python's "asyncio.run() cannot be called from a
+//! running event loop" and to tokio's "Cannot start a runtime from within a
+//! runtime".
+//!
+//! ```
+//! // A sync function that needs async work, called from sync code...
+//! fn fetch() -> u32 {
+//!     bridge::call_blocking(async {
+//!         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+//!         7
+//!     })
+//! }
+//! assert_eq!(fetch(), 7);
+//!
+//! // ...and from inside a runtime, where `Runtime::block_on` would panic.
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! assert_eq!(rt.block_on(async { fetch() }), 7);
+//!
+//! // Nested in itself, to any depth.
+//! assert_eq!(bridge::call_blocking(async { fetch() + 1 }), 8);
+//! ```
+//!
+//! ## Guarantees
+//!
+//! * **No nesting panics.** [`run`] returns [`Error::NestedLoop`] inside a
+//!   loop; [`block_on_safe`] hands off to the worker loop there;
+//!   [`call_blocking`] always runs on the worker loop.
+//! * **Happens-before.** Everything the work did before finishing
+//!   happens-before [`ConcurrentFuture::wait`] returns, the `.await` resumes,
+//!   or a done-callback runs.
+//! * **Nothing is lost.** Every submission resolves exactly once: its value,
+//!   `Panicked`, `Cancelled` or `LoopClosed`. Dropping a loop cancels its
+//!   tasks (their destructors run) and resolves every waiting future.
+//! * **Blocking never stalls the worker loop.** A call that blocks on a
+//!   tokio multi-thread runtime (the worker loop included) first moves the
+//!   runtime's core to another thread.
+//! * **The one hang that remains**: blocking a thread that drives a
+//!   current-thread loop (a [`Loop`], a current-thread tokio runtime,
+//!   `futures::executor::block_on`) on work that needs that same loop. Where
+//!   the crate can see it (waiting on a `Loop`'s own thread for its own work)
+//!   it returns [`Error::WouldDeadlock`] instead.
+
+#![warn(missing_docs)]
+
+mod debug;
+mod entry;
+mod error;
+mod event_loop;
+mod future;
+mod once;
+mod park;
+mod registry;
+mod sync;
+mod task;
+mod worker;
+
+pub use entry::{block_on_safe, call_blocking, run, run_coroutine_threadsafe};
+pub use error::{Error, PanicError};
+pub use event_loop::{Loop, LoopBuilder, LoopHandle};
+pub use future::{promise, ConcurrentFuture, Promise};
+pub use registry::{
+    enter_foreign, get_running_loop, loops, running_loop, ForeignGuard, LoopId, LoopInfo,
+    RunningLoop,
+};
+pub use worker::{try_worker_loop, worker_loop};
+
+/// The pieces the loom models in `loom-tests/` drive directly.
+#[cfg(bridge_loom)]
+#[doc(hidden)]
+pub mod loom_api {
+    pub use crate::once::OnceCell;
+    /// Polls a future to completion with the spin-then-park waiter.
+    pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+        crate::park::block_on(fut)
+    }
+}

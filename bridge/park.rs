@@ -1,0 +1,134 @@
+//! Spin, then park: the waiting strategy of every synchronous wait.
+//!
+//! A hand-off to another thread that finishes in a few microseconds should
+//! not pay for a sleep and a wake-up (about 20 us each on an idle vCPU here),
+//! and a wait that lasts milliseconds should not burn a core. So a waiter first
+//! spins for a short, bounded budget, checking its condition, and only then
+//! registers itself and parks.
+//!
+//! The budget adapts per thread: a wait that ended inside the spin doubles it
+//! (up to [`MAX_SPIN`]); a wait that had to park halves it (down to
+//! [`MIN_SPIN`]). A thread whose waits are long quickly stops spinning; a
+//! thread in a tight request/response loop keeps the fast path. Spinning
+//! always stops within [`MAX_SPIN`] of the last activity, so an idle process
+//! uses no CPU.
+//!
+//! Under `bridge_loom` there is no spin: the condition is checked once and the
+//! caller falls through to its park path, which is what the models check.
+
+use std::future::Future;
+use crate::sync::plain::Arc as StdArc; // `Waker::from` needs std's Arc; not a model concern
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::sync::{AtomicBool, Ordering, Thread};
+
+/// The longest a waiter spins before parking.
+pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
+/// The shortest spin budget a thread falls back to.
+pub(crate) const MIN_SPIN: Duration = Duration::from_micros(2);
+
+#[cfg(not(bridge_loom))]
+std::thread_local! {
+    // Not a model concern: a per-thread tuning value, never shared.
+    static BUDGET: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::from_micros(20)) };
+}
+
+/// Spins until `done()` returns true or this thread's budget runs out.
+/// Returns whether `done()` became true.
+#[cfg(not(bridge_loom))]
+pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    if done() {
+        return true;
+    }
+    let budget = BUDGET.with(|b| b.get());
+    let start = Instant::now();
+    let mut step = 0u32;
+    loop {
+        for _ in 0..(1u32 << step.min(6)) {
+            std::hint::spin_loop();
+        }
+        if done() {
+            BUDGET.with(|b| b.set((budget * 2).min(MAX_SPIN)));
+            return true;
+        }
+        step += 1;
+        if step >= 6 && start.elapsed() >= budget {
+            BUDGET.with(|b| b.set((budget / 2).max(MIN_SPIN)));
+            return false;
+        }
+    }
+}
+
+/// Under loom: check once, never spin.
+#[cfg(bridge_loom)]
+pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    done()
+}
+
+/// Time left until `deadline`, or `None` once it has passed.
+pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+}
+
+/// Wakes the thread that is blocked in [`block_on`].
+struct Signal {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl std::task::Wake for Signal {
+    fn wake(self: StdArc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &StdArc<Self>) {
+        // ORDERING: Release pairs with the waiter's Acquire swap, so what the
+        // waking side did before waking is visible to the re-poll.
+        self.woken.store(true, Ordering::Release);
+        // A thread that is spinning has no park token to consume: unpark only
+        // sets it, so this costs no system call then.
+        self.thread.unpark();
+    }
+}
+
+crate::sync::thread_local! {
+    static SIGNAL: (StdArc<Signal>, Waker) = {
+        let signal = StdArc::new(Signal {
+            woken: AtomicBool::new(false),
+            thread: crate::sync::current_thread(),
+        });
+        let waker = Waker::from(signal.clone());
+        (signal, waker)
+    };
+}
+
+/// Polls `fut` to completion on this thread, spinning briefly and then
+/// parking between polls. The waker is cached per thread (no allocation
+/// after the first call).
+///
+/// Not re-entrant: `fut` must not itself block on this thread with this
+/// function (the futures we pass, join handles, never run user code).
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    SIGNAL.with(|(signal, waker)| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            // ORDERING: Relaxed peek, then an Acquire swap that pairs with the
+            // waker's Release store.
+            let woken = || {
+                signal.woken.load(Ordering::Relaxed) && signal.woken.swap(false, Ordering::Acquire)
+            };
+            if spin_until(woken) {
+                continue;
+            }
+            // ORDERING: Acquire, as above.
+            while !signal.woken.swap(false, Ordering::Acquire) {
+                crate::sync::park();
+            }
+        }
+    })
+}

@@ -1,0 +1,356 @@
+//! The per-thread loop registry: which loop runs on this thread, and every
+//! live bridge loop in the process.
+//!
+//! Each thread carries one context: the loop our guards say it is inside (a
+//! bridge loop, or a foreign executor named with [`enter_foreign`]) and its
+//! *home* (the id of the bridge loop or single-thread executor that this
+//! thread alone drives, used to refuse a wait that would deadlock). Guards
+//! save the previous context and restore it on drop, so nesting of any depth
+//! unwinds correctly, panics included.
+//!
+//! What our guards do not mark is detected when asked: a tokio runtime
+//! context (`Handle::try_current`) and `futures::executor::block_on`
+//! (`futures_executor::enter` fails inside it).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::marker::PhantomData;
+use std::thread::ThreadId;
+
+use crate::event_loop::{LoopHandle, LoopShared};
+use crate::sync::plain::{Arc, AtomicU64, Mutex, Ordering};
+
+/// What is running on the current thread.
+///
+/// # Examples
+///
+/// ```
+/// assert!(bridge::running_loop().is_none());
+/// bridge::run(async {
+///     assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Bridge(_))));
+/// }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum RunningLoop {
+    /// A loop of this crate.
+    Bridge(LoopHandle),
+    /// A tokio runtime built elsewhere (its flavor is on the handle).
+    Tokio(tokio::runtime::Handle),
+    /// `"futures::executor"` inside `futures::executor::block_on`, or the name
+    /// given to [`enter_foreign`].
+    Foreign(&'static str),
+}
+
+/// The identity of a bridge loop.
+///
+/// # Examples
+///
+/// ```
+/// let a = bridge::Loop::new().unwrap();
+/// let b = bridge::Loop::new().unwrap();
+/// assert_ne!(a.handle().id(), b.handle().id());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct LoopId(pub(crate) u64);
+
+impl fmt::Display for LoopId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "loop#{}", self.0)
+    }
+}
+
+/// Ids for loops and single-thread executors, from one space (0 is "none").
+pub(crate) fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // ORDERING: Relaxed: only uniqueness matters, and a RMW gives that.
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What our guards have marked on this thread.
+#[derive(Clone, Default)]
+pub(crate) enum Marked {
+    #[default]
+    Nothing,
+    Bridge(LoopHandle),
+    Foreign(&'static str),
+}
+
+struct Context {
+    marked: RefCell<Marked>,
+    home: Cell<u64>,
+    /// A thread of the worker loop's runtime.
+    worker_thread: Cell<bool>,
+}
+
+crate::sync::thread_local! {
+    static CONTEXT: Context = Context {
+        marked: RefCell::new(Marked::Nothing),
+        home: Cell::new(0),
+        worker_thread: Cell::new(false),
+    };
+}
+
+/// Restores the previous context of this thread on drop.
+#[must_use = "the context is restored as soon as the guard is dropped"]
+pub(crate) struct EnterGuard {
+    prev: Marked,
+    prev_home: u64,
+    /// Guards restore thread-local state: they must stay on their thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Marks this thread as inside `marked` (and `home`, if non-zero) until the
+/// guard drops.
+pub(crate) fn enter(marked: Marked, home: u64) -> EnterGuard {
+    CONTEXT.with(|c| {
+        let prev = c.marked.replace(marked);
+        let prev_home = c.home.get();
+        if home != 0 {
+            c.home.set(home);
+        }
+        EnterGuard {
+            prev,
+            prev_home,
+            _not_send: PhantomData,
+        }
+    })
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = std::mem::take(&mut self.prev);
+        // `try_with`: a guard may drop during thread teardown.
+        let _ = CONTEXT.try_with(|c| {
+            c.home.set(self.prev_home);
+            c.marked.replace(prev)
+        });
+    }
+}
+
+/// The home id of this thread (0: none).
+pub(crate) fn current_home() -> u64 {
+    CONTEXT.try_with(|c| c.home.get()).unwrap_or(0)
+}
+
+/// Marks this thread as one of the worker loop runtime's threads.
+pub(crate) fn mark_worker_thread() {
+    CONTEXT.with(|c| c.worker_thread.set(true));
+}
+
+pub(crate) fn is_worker_thread() -> bool {
+    CONTEXT.try_with(|c| c.worker_thread.get()).unwrap_or(false)
+}
+
+fn marked() -> Marked {
+    CONTEXT
+        .try_with(|c| c.marked.borrow().clone())
+        .unwrap_or_default()
+}
+
+/// Whether any loop or executor (bridge, tokio or foreign) runs on this thread.
+pub(crate) fn in_any_loop() -> bool {
+    let ours = CONTEXT
+        .try_with(|c| c.worker_thread.get() || !matches!(*c.marked.borrow(), Marked::Nothing))
+        .unwrap_or(false);
+    ours || tokio::runtime::Handle::try_current().is_ok() || in_futures_executor()
+}
+
+fn in_futures_executor() -> bool {
+    futures_executor::enter().is_err()
+}
+
+/// What runs on this thread, if anything: a bridge loop, a tokio runtime, or
+/// a foreign executor.
+///
+/// Sees bridge loops, tokio runtimes the user built (also a `spawn_blocking`
+/// thread or a `Runtime::enter` scope, where blocking is allowed: a hand-off
+/// from there is merely slower), `futures::executor::block_on`, and whatever
+/// was marked with [`enter_foreign`].
+///
+/// # Examples
+///
+/// ```
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Tokio(_))));
+/// });
+/// futures::executor::block_on(async {
+///     assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("futures::executor"))));
+/// });
+/// ```
+pub fn running_loop() -> Option<RunningLoop> {
+    match marked() {
+        Marked::Bridge(h) => return Some(RunningLoop::Bridge(h)),
+        Marked::Foreign(name) => return Some(RunningLoop::Foreign(name)),
+        Marked::Nothing => {}
+    }
+    if is_worker_thread() {
+        return Some(RunningLoop::Bridge(crate::worker::worker_loop()));
+    }
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        return Some(RunningLoop::Tokio(h));
+    }
+    if in_futures_executor() {
+        return Some(RunningLoop::Foreign("futures::executor"));
+    }
+    None
+}
+
+/// This thread's bridge loop.
+///
+/// # Errors
+///
+/// [`Error::NoRunningLoop`](crate::Error::NoRunningLoop) outside a bridge loop
+/// (also inside a foreign executor or a tokio runtime not made by this crate).
+///
+/// # Examples
+///
+/// ```
+/// assert!(bridge::get_running_loop().is_err());
+/// let lp = bridge::Loop::new().unwrap();
+/// let same = lp.handle().block_on(async { bridge::get_running_loop().unwrap().id() }).unwrap();
+/// assert_eq!(same, lp.handle().id());
+/// ```
+pub fn get_running_loop() -> Result<LoopHandle, crate::Error> {
+    match running_loop() {
+        Some(RunningLoop::Bridge(h)) => Ok(h),
+        _ => Err(crate::Error::NoRunningLoop),
+    }
+}
+
+/// Marks this thread as inside another executor (pollster, smol, a custom
+/// one) until the guard drops, so [`block_on_safe`](crate::block_on_safe)
+/// hands off instead of blocking an executor it cannot see.
+///
+/// # Examples
+///
+/// ```
+/// let guard = bridge::enter_foreign("pollster");
+/// assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("pollster"))));
+/// drop(guard);
+/// assert!(bridge::running_loop().is_none());
+/// ```
+pub fn enter_foreign(name: &'static str) -> ForeignGuard {
+    ForeignGuard {
+        _inner: enter(Marked::Foreign(name), 0),
+    }
+}
+
+/// Keeps this thread marked as inside a foreign executor; see [`enter_foreign`].
+///
+/// Dropping it restores whatever was marked before. It cannot leave its thread.
+///
+/// # Examples
+///
+/// ```
+/// let _outer = bridge::enter_foreign("outer");
+/// {
+///     let _inner = bridge::enter_foreign("inner");
+///     assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("inner"))));
+/// }
+/// assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("outer"))));
+/// ```
+#[must_use = "the thread is unmarked as soon as the guard is dropped"]
+pub struct ForeignGuard {
+    _inner: EnterGuard,
+}
+
+impl fmt::Debug for ForeignGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForeignGuard").finish_non_exhaustive()
+    }
+}
+
+// ---- the process-wide list of live bridge loops ----
+
+static LOOPS: Mutex<Vec<Arc<LoopShared>>> = Mutex::new(Vec::new());
+
+pub(crate) fn register(shared: Arc<LoopShared>) {
+    LOOPS.lock().push(shared);
+}
+
+pub(crate) fn unregister(id: LoopId) {
+    let removed = {
+        let mut list = LOOPS.lock();
+        list.iter()
+            .position(|l| l.id == id)
+            .map(|i| list.swap_remove(i))
+    };
+    drop(removed); // outside the lock
+}
+
+/// Every live bridge loop in the process (the worker loop once started,
+/// every open [`Loop`](crate::Loop), every running [`run`](crate::run)).
+///
+/// # Examples
+///
+/// ```
+/// let lp = bridge::Loop::builder().name("db").build().unwrap();
+/// assert!(bridge::loops().iter().any(|l| l.name() == "db"));
+/// drop(lp);
+/// assert!(!bridge::loops().iter().any(|l| l.name() == "db"));
+/// ```
+pub fn loops() -> Vec<LoopInfo> {
+    let mut v: Vec<LoopInfo> = LOOPS
+        .lock()
+        .iter()
+        .map(|s| LoopInfo { shared: s.clone() })
+        .collect();
+    v.sort_by_key(|l| l.id());
+    v
+}
+
+/// A live view of one bridge loop, from [`loops`].
+///
+/// # Examples
+///
+/// ```
+/// let lp = bridge::Loop::builder().name("info").build().unwrap();
+/// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+/// assert_eq!(info.name(), "info");
+/// assert_eq!(info.tasks(), 0);
+/// ```
+#[derive(Clone)]
+pub struct LoopInfo {
+    shared: Arc<LoopShared>,
+}
+
+impl LoopInfo {
+    /// The loop's name (also its thread's name).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The loop's id.
+    pub fn id(&self) -> LoopId {
+        self.shared.id
+    }
+
+    /// The thread driving the loop now (for the worker loop it changes when
+    /// a blocking call hands its core to another thread).
+    pub fn thread_id(&self) -> ThreadId {
+        self.shared.thread_id()
+    }
+
+    /// Its live tasks (spawned and not yet finished, any way they were spawned).
+    pub fn tasks(&self) -> usize {
+        self.shared.tokio.metrics().num_alive_tasks()
+    }
+
+    /// A handle to the loop.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle::from_shared(self.shared.clone())
+    }
+}
+
+impl fmt::Debug for LoopInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopInfo")
+            .field("name", &self.name())
+            .field("id", &self.id())
+            .field("thread_id", &self.thread_id())
+            .field("tasks", &self.tasks())
+            .finish()
+    }
+}

@@ -1,0 +1,101 @@
+//! The wrappers every future spawned through the crate runs in.
+//!
+//! [`Guarded`] catches the future's panic (so it comes back as a value) and,
+//! in debug mode only, times each poll. [`Task`] adds the [`Promise`] that
+//! publishes the outcome to a [`ConcurrentFuture`](crate::ConcurrentFuture).
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::debug::Origin;
+use crate::error::{Error, PanicError};
+use crate::future::{DropOutcome, Promise};
+
+pin_project_lite::pin_project! {
+    /// A future whose panic becomes `Err(Panicked)`, timed in debug mode.
+    pub(crate) struct Guarded<F> {
+        #[pin]
+        fut: F,
+        origin: Option<Origin>,
+        slow_poll: Duration,
+    }
+}
+
+impl<F: Future> Guarded<F> {
+    /// `origin` is `Some` only in debug mode.
+    pub(crate) fn new(fut: F, origin: Option<Origin>, slow_poll: Duration) -> Self {
+        Guarded {
+            fut,
+            origin,
+            slow_poll,
+        }
+    }
+}
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = Result<F::Output, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        let result = match this.origin {
+            None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
+            Some(origin) => {
+                let start = Instant::now();
+                let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+                let took = start.elapsed();
+                if took > *this.slow_poll {
+                    crate::debug::slow_poll(origin, took, *this.slow_poll);
+                }
+                r
+            }
+        };
+        match result {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(Error::Panicked(PanicError::new(payload)))),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A spawned future and the promise it completes.
+    pub(crate) struct Task<F> where F: Future {
+        #[pin]
+        fut: Guarded<F>,
+        promise: Option<Promise<F::Output>>,
+    }
+}
+
+impl<F: Future> Task<F> {
+    pub(crate) fn new(fut: Guarded<F>, promise: Promise<F::Output>) -> Self {
+        Task {
+            fut,
+            promise: Some(promise),
+        }
+    }
+}
+
+impl<F: Future> Future for Task<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let Some(promise) = this.promise.as_mut() else {
+            return Poll::Ready(());
+        };
+        // It started: from now on, being dropped means it was cancelled.
+        promise.set_drop_outcome(DropOutcome::Cancelled);
+        let outcome = match this.fut.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(outcome) => outcome,
+        };
+        if let Some(p) = this.promise.take() {
+            p.complete(outcome);
+        }
+        Poll::Ready(())
+    }
+}

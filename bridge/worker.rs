@@ -1,0 +1,180 @@
+//! The worker loop: one shared bridge loop, started on first use, living for
+//! the process, that [`call_blocking`](crate::call_blocking) and every
+//! hand-off use.
+//!
+//! It is a tokio multi-thread runtime with one core. Any call of this crate
+//! that blocks ([`blocking_region`]) first moves a multi-thread runtime's
+//! core to another thread (`block_in_place`), so a thread blocking *inside*
+//! the worker loop never stalls it: a nested call still completes, and may
+//! use a socket or pool an outer call bound to the worker loop.
+//!
+//! # The hand-off
+//!
+//! A submission is one tokio task (the one allocation of a call); the caller
+//! waits on its join handle with [`park::block_on`]: a short adaptive spin,
+//! then park. The worker, before it parks, spins as well while no new
+//! submission arrives (`on_thread_park`), so a burst of calls is served
+//! without either side sleeping; both spins stop within
+//! [`park::MAX_SPIN`] of the last activity, so an idle worker costs no CPU.
+
+use std::future::Future;
+use std::panic::Location;
+
+use crate::debug::{DebugConfig, Origin, DEFAULT_SLOW_POLL};
+use crate::error::Error;
+use crate::event_loop::{Kind, LoopHandle, LoopShared};
+use crate::once::OnceCell;
+use crate::park;
+use crate::registry::{self, LoopId};
+use crate::sync::plain::{Arc, AtomicU64, OnceLock, Ordering};
+use crate::task::Guarded;
+
+/// The worker loop's runtime (never dropped) and its handle.
+struct Worker {
+    _runtime: tokio::runtime::Runtime,
+    handle: LoopHandle,
+}
+
+#[cfg(not(bridge_loom))]
+static WORKER: OnceCell<Worker> = OnceCell::new();
+
+#[cfg(bridge_loom)]
+loom::lazy_static! {
+    static ref WORKER: OnceCell<Worker> = OnceCell::new();
+}
+
+/// Submissions to the worker so far: the worker's pre-park spin watches it.
+static SUBMISSIONS: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn note_submission() {
+    // ORDERING: Relaxed: a hint for the spinning worker; the task itself is
+    // handed over through tokio's queue, which synchronizes.
+    SUBMISSIONS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Spins before the worker parks, while no new submission arrives.
+fn spin_before_park() {
+    // ORDERING: Relaxed: see `note_submission`.
+    let seen = SUBMISSIONS.load(Ordering::Relaxed);
+    park::spin_until(|| SUBMISSIONS.load(Ordering::Relaxed) != seen);
+}
+
+fn start() -> Result<Worker, Error> {
+    let id = LoopId(registry::next_id());
+    let cell: Arc<OnceLock<Arc<LoopShared>>> = Arc::new(OnceLock::new());
+    let on_park = cell.clone();
+    let on_unpark = cell.clone();
+    let record = |cell: &OnceLock<Arc<LoopShared>>| {
+        if let Some(shared) = cell.get() {
+            shared.set_thread(std::thread::current().id());
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bridge-worker")
+        .enable_all()
+        .on_thread_start(registry::mark_worker_thread)
+        .on_thread_park(move || {
+            record(&on_park);
+            spin_before_park();
+        })
+        .on_thread_unpark(move || record(&on_unpark))
+        .build()?;
+    let shared = LoopShared::new(
+        "bridge-worker".into(),
+        id,
+        Kind::Worker,
+        runtime.handle().clone(),
+        DebugConfig::new(None, DEFAULT_SLOW_POLL),
+    );
+    let _ = cell.set(shared.clone());
+    // Learn which thread drives it before anyone asks.
+    let probe = runtime.spawn(async { std::thread::current().id() });
+    if let Ok(Ok(tid)) = std::panic::catch_unwind(|| park::block_on(probe)) {
+        shared.set_thread(tid);
+    }
+    registry::register(shared.clone());
+    Ok(Worker {
+        _runtime: runtime,
+        handle: LoopHandle::from_shared(shared),
+    })
+}
+
+fn worker() -> Result<&'static Worker, Error> {
+    WORKER.get_or_try_init(start)
+}
+
+/// The shared worker loop, started on first use; it lives for the process.
+///
+/// # Panics
+///
+/// If the worker's thread cannot be started at all (the process is out of
+/// threads or file descriptors); [`try_worker_loop`] returns that as an error.
+///
+/// # Examples
+///
+/// ```
+/// let w = bridge::worker_loop();
+/// assert_eq!(w.name(), "bridge-worker");
+/// assert_eq!(w.spawn(async { 1 }).wait().unwrap(), 1);
+/// ```
+pub fn worker_loop() -> LoopHandle {
+    match try_worker_loop() {
+        Ok(h) => h,
+        Err(e) => panic!("bridge: the worker loop could not be started: {e}"),
+    }
+}
+
+/// The shared worker loop, started on first use.
+///
+/// # Errors
+///
+/// `Io` if its thread or runtime cannot be started (a later call retries).
+///
+/// # Examples
+///
+/// ```
+/// let w = bridge::try_worker_loop().unwrap();
+/// assert!(!w.is_closed());
+/// ```
+pub fn try_worker_loop() -> Result<LoopHandle, Error> {
+    worker().map(|w| w.handle.clone())
+}
+
+/// Runs `f`, which blocks this thread, without stalling a loop that lives on
+/// it: on a tokio multi-thread runtime (the worker loop included) the
+/// runtime's core first moves to another thread (`block_in_place`).
+pub(crate) fn blocking_region<R>(_caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Runs `fut` on the worker loop and blocks this thread until it is done.
+pub(crate) fn handoff<F>(fut: F, caller: &'static Location<'static>) -> Result<F::Output, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let shared = &worker()?.handle.shared;
+    let origin = shared.debug.enabled().then(|| Origin {
+        location: caller,
+        loop_name: shared.name.clone(),
+    });
+    note_submission();
+    let join = shared
+        .tokio
+        .spawn(Guarded::new(fut, origin, shared.debug.slow_poll()));
+    // `unconstrained`: inside a runtime, tokio's task budget would otherwise
+    // make the join handle return `Pending` forever to a thread that blocks.
+    let joined = blocking_region(caller, || park::block_on(tokio::task::unconstrained(join)));
+    match joined {
+        Ok(outcome) => outcome,
+        // The worker never shuts down and never aborts a hand-off; a join error
+        // can only mean the task was dropped.
+        Err(_) => Err(Error::Cancelled),
+    }
+}
