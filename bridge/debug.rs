@@ -92,3 +92,40 @@ pub(crate) fn unread_panic(origin: Option<&Origin>, message: &str) {
         );
     }
 }
+
+std::thread_local! {
+    // Per-thread flag read by the panic hook; never shared, not a model concern.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` under `catch_unwind` without printing a panic message: for
+/// probing a tokio call that refuses by panicking. The panic hook that makes
+/// this possible is installed once, on first use, and defers to the
+/// previous hook for every other panic.
+pub(crate) fn quiet_panics<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                prev(info)
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    r
+}
+
+/// Runs `f` with panic messages printed again, inside [`quiet_panics`].
+pub(crate) fn loud_panics<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            QUIET.with(|q| q.set(self.0));
+        }
+    }
+    let _restore = Restore(QUIET.with(|q| q.replace(false)));
+    f()
+}

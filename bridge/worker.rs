@@ -142,14 +142,37 @@ pub fn try_worker_loop() -> Result<LoopHandle, Error> {
 }
 
 /// Runs `f`, which blocks this thread, without stalling a loop that lives on
-/// it: on a tokio multi-thread runtime (the worker loop included) the
-/// runtime's core first moves to another thread (`block_in_place`).
+/// it: on a tokio multi-thread runtime's worker thread (the worker loop
+/// included) the runtime's core first moves to another thread
+/// (`block_in_place`).
+///
+/// Only a task being polled can be on a worker thread, so outside a task
+/// (`Runtime::block_on` on a plain thread, `spawn_blocking`, `Runtime::enter`)
+/// blocking directly is harmless and `block_in_place` is not called. Inside a
+/// task of a multi-thread runtime the one case where `block_in_place` refuses
+/// is a `LocalSet` driven from a thread that is not a worker; tokio offers no
+/// way to ask, so that refusal (a panic before `f` runs) is caught, silenced,
+/// and `f` runs directly, which is then harmless too.
 pub(crate) fn blocking_region<R>(_caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
+    let on_multi_thread_task = tokio::task::try_id().is_some()
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if !on_multi_thread_task {
+        return f();
+    }
+    let mut f = Some(f);
+    let attempt = crate::debug::quiet_panics(|| {
+        tokio::task::block_in_place(|| {
+            let f = f.take().expect("runs once");
+            crate::debug::loud_panics(f)
+        })
+    });
+    match attempt {
+        Ok(r) => r,
+        // Refused before running `f`: block right here.
+        Err(_) if f.is_some() => (f.take().expect("still here"))(),
+        // `f` itself panicked: let it continue.
+        Err(payload) => std::panic::resume_unwind(payload),
     }
 }
 
