@@ -129,41 +129,41 @@ where
 }
 
 fn block_inline<F: Future>(fut: F) -> Result<F::Output, Error> {
-    let rt = match INLINE.try_with(|cell| {
-        if let Some(rt) = cell.get() {
-            return Ok(rt.handle().clone());
+    let mut fut = Some(fut);
+    let inline = INLINE.try_with(|cell| {
+        let rt = match cell.get() {
+            Some(rt) => rt,
+            None => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                cell.get_or_init(|| rt)
+            }
+        };
+        let mut fut = pin!(fut.take().expect("taken once"));
+        {
+            // Fast path: a future that is ready at once needs no scheduler.
+            let _enter = rt.enter();
+            match catch(|| fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))) {
+                Ok(Poll::Ready(v)) => return Ok(Ok(v)),
+                Ok(Poll::Pending) => {}
+                Err(e) => return Ok(Err(e)),
+            }
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let h = rt.handle().clone();
-        let _ = cell.set(rt);
-        Ok::<_, std::io::Error>(h)
-    }) {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Err(Error::Io(e)),
+        Ok::<_, std::io::Error>(catch(|| rt.block_on(fut)))
+    });
+    match inline {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => Err(Error::Io(e)),
         // Thread teardown: the thread-local is gone; a one-off runtime will do.
         Err(_) => {
+            let fut = fut.take().expect("not taken when the thread-local is gone");
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            return catch(|| rt.block_on(fut));
-        }
-    };
-    let mut fut = pin!(fut);
-    {
-        // Fast path: a future that is ready at once needs no scheduler.
-        let _enter = rt.enter();
-        match catch(|| fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))) {
-            Ok(Poll::Ready(v)) => return Ok(v),
-            Ok(Poll::Pending) => {}
-            Err(e) => return Err(e),
+            catch(|| rt.block_on(fut))
         }
     }
-    INLINE.with(|cell| {
-        let rt = cell.get().expect("built above");
-        catch(|| rt.block_on(fut))
-    })
 }
 
 fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
