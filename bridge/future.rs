@@ -241,11 +241,18 @@ impl<T> Inner<T> {
         if let Some(abort) = w.abort {
             abort.abort();
         }
-        if let Some(waker) = w.waker {
-            waker.wake();
-        }
         for t in w.threads {
             t.unpark();
+        }
+        if let Some(waker) = w.waker {
+            // A waker is executor code; one that panics must not keep the
+            // callbacks below from running or unwind into the loop.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| waker.wake())) {
+                tracing::error!(
+                    panic = crate::error::payload_message(&*payload),
+                    "bridge: a waker panicked when a ConcurrentFuture completed; the panic was caught"
+                );
+            }
         }
         for cb in w.callbacks {
             run_callback(cb);
