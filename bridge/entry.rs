@@ -52,8 +52,10 @@ pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
         .into();
     let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
     let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
+    // Outside the closure: a closure does not inherit `#[track_caller]`.
+    let location = Location::caller();
     let origin = debug.enabled().then(|| crate::debug::Origin {
-        location: Location::caller(),
+        location,
         loop_name: shared.name.clone(),
     });
     registry::register(shared.clone());

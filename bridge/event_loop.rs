@@ -19,6 +19,7 @@ use crate::debug::{DebugConfig, Origin};
 use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
 use crate::registry::{self, LoopId, Marked};
+use crate::stats::LoopStats;
 use crate::sync::plain::{Arc, AtomicBool, Mutex, Ordering};
 use crate::task::{Guarded, Task};
 
@@ -41,6 +42,8 @@ pub(crate) struct LoopShared {
     pub(crate) kind: Kind,
     pub(crate) tokio: tokio::runtime::Handle,
     pub(crate) debug: DebugConfig,
+    /// Counters and lag for [`LoopInfo`](crate::LoopInfo).
+    pub(crate) stats: Arc<LoopStats>,
     closed: AtomicBool,
     /// The thread driving the loop now.
     thread: Mutex<ThreadId>,
@@ -56,16 +59,21 @@ impl LoopShared {
         tokio: tokio::runtime::Handle,
         debug: DebugConfig,
     ) -> Arc<Self> {
-        Arc::new(LoopShared {
+        let shared = Arc::new(LoopShared {
             name,
             id,
             kind,
             tokio,
             debug,
+            stats: LoopStats::new(),
             closed: AtomicBool::new(false),
             thread: Mutex::new(std::thread::current().id()),
             stop: tokio::sync::Notify::new(),
-        })
+        });
+        if debug.enabled() {
+            crate::stats::start_lag_probe(&shared);
+        }
+        shared
     }
 
     pub(crate) fn thread_id(&self) -> ThreadId {
@@ -355,15 +363,18 @@ impl LoopHandle {
         if shared.is_closed() {
             return ConcurrentFuture::resolved(Err(Error::LoopClosed));
         }
+        // Outside the closure: a closure does not inherit `#[track_caller]`.
+        let location = Location::caller();
         let origin = shared.debug.enabled().then(|| Origin {
-            location: Location::caller(),
+            location,
             loop_name: shared.name.clone(),
         });
         let (promise, cf) = future::pair(shared.home(), origin.clone(), DropOutcome::LoopClosed);
         if shared.kind == Kind::Worker {
             crate::worker::note_submission();
         }
-        let task = Task::new(Guarded::new(fut, origin, shared.debug.slow_poll()), promise);
+        let guarded = Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
+        let task = Task::new(guarded, promise);
         let join = shared.tokio.spawn(task);
         cf.set_abort(join.abort_handle());
         cf

@@ -543,7 +543,10 @@ impl<T> ConcurrentFuture<T> {
             if self.is_home_thread() {
                 return Err(Error::WouldDeadlock);
             }
-            crate::worker::blocking_region(Location::caller(), || self.inner.block_until(None));
+            let origin = self.inner.origin.as_ref();
+            crate::worker::blocking_region_for(Location::caller(), origin, || {
+                self.inner.block_until(None)
+            });
         }
         self.take()
     }
@@ -570,7 +573,10 @@ impl<T> ConcurrentFuture<T> {
             return false;
         }
         let deadline = Instant::now().checked_add(timeout);
-        crate::worker::blocking_region(Location::caller(), || self.inner.block_until(deadline))
+        let origin = self.inner.origin.as_ref();
+        crate::worker::blocking_region_for(Location::caller(), origin, || {
+            self.inner.block_until(deadline)
+        })
     }
 
     /// Waits at most `timeout` for the outcome; if the work is not done by

@@ -53,10 +53,12 @@ mod future;
 mod once;
 mod park;
 mod registry;
+mod stats;
 mod sync;
 mod task;
 mod worker;
 
+pub use debug::{hang_threshold, set_hang_threshold};
 pub use entry::{block_on_safe, call_blocking, run, run_coroutine_threadsafe};
 pub use error::{Error, PanicError};
 pub use event_loop::{Loop, LoopBuilder, LoopHandle};

@@ -142,10 +142,17 @@ pub(crate) fn is_worker_thread() -> bool {
     CONTEXT.try_with(|c| c.worker_thread.get()).unwrap_or(false)
 }
 
-fn marked() -> Marked {
+pub(crate) fn marked() -> Marked {
     CONTEXT
         .try_with(|c| c.marked.borrow().clone())
         .unwrap_or_default()
+}
+
+/// Whether the bridge loop this thread drives (if any) is in debug mode.
+pub(crate) fn current_loop_debug() -> bool {
+    CONTEXT
+        .try_with(|c| matches!(&*c.marked.borrow(), Marked::Bridge(h) if h.shared.debug.enabled()))
+        .unwrap_or(false)
 }
 
 /// Whether any loop or executor (bridge, tokio or foreign) runs on this thread.
@@ -335,7 +342,132 @@ impl LoopInfo {
 
     /// Its live tasks (spawned and not yet finished, any way they were spawned).
     pub fn tasks(&self) -> usize {
-        self.shared.tokio.metrics().num_alive_tasks()
+        // The lag probe is the crate's own, not the user's.
+        let alive = self.shared.tokio.metrics().num_alive_tasks();
+        alive.saturating_sub(self.shared.stats.probes())
+    }
+
+    /// Tasks spawned on this loop through this crate so far
+    /// ([`LoopHandle::spawn`], [`call_soon_threadsafe`](LoopHandle::call_soon_threadsafe),
+    /// [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe), and for the
+    /// worker loop every [`call_blocking`](crate::call_blocking) and hand-off).
+    /// Each one ends up counted once as completed, panicked or cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// lp.handle().spawn(async {}).wait().unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// assert_eq!((info.spawned(), info.completed()), (1, 1));
+    /// ```
+    pub fn spawned(&self) -> u64 {
+        self.shared.stats.spawned()
+    }
+
+    /// Tasks spawned through this crate that finished with a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// lp.handle().block_on(async {}).unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// assert_eq!(info.completed(), 1);
+    /// ```
+    pub fn completed(&self) -> u64 {
+        self.shared.stats.completed()
+    }
+
+    /// Tasks spawned through this crate that were dropped before they
+    /// finished: cancelled, aborted, or still there when the loop closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// struct Dropped(std::sync::mpsc::Sender<()>);
+    /// impl Drop for Dropped {
+    ///     fn drop(&mut self) { let _ = self.0.send(()); }
+    /// }
+    /// let guard = Dropped(tx);
+    /// let fut = lp.handle().spawn(async move {
+    ///     let _guard = guard;
+    ///     std::future::pending::<()>().await
+    /// });
+    /// assert!(fut.cancel());
+    /// rx.recv().unwrap(); // the task's destructors ran: it is counted
+    /// assert_eq!(info.cancelled(), 1);
+    /// ```
+    pub fn cancelled(&self) -> u64 {
+        self.shared.stats.cancelled()
+    }
+
+    /// Tasks spawned through this crate that panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let fut = lp.handle().spawn(async { panic!("boom") });
+    /// assert!(fut.wait().is_err());
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// assert_eq!(info.panicked(), 1);
+    /// ```
+    pub fn panicked(&self) -> u64 {
+        self.shared.stats.panicked()
+    }
+
+    /// How late the loop's timer woke last time: a probe sleeps for 100 ms
+    /// over and over and this is how much longer than that it took. A loop
+    /// that polls for long without yielding shows a large lag.
+    ///
+    /// The probe runs on every loop in debug mode and, on any other loop,
+    /// from the first call of `lag` (or [`max_lag`](Self::max_lag)), so this
+    /// returns `None` until its first sample (about 100 ms later). The probe
+    /// is not counted in [`tasks`](Self::tasks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().debug(true).build().unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// if let Some(lag) = info.lag() {
+    ///     println!("timers wake {lag:?} late");
+    /// }
+    /// ```
+    pub fn lag(&self) -> Option<std::time::Duration> {
+        crate::stats::start_lag_probe(&self.shared);
+        self.shared.stats.lag()
+    }
+
+    /// The largest [`lag`](Self::lag) seen since the probe started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// assert!(info.max_lag().is_none()); // the probe starts now
+    /// ```
+    pub fn max_lag(&self) -> Option<std::time::Duration> {
+        crate::stats::start_lag_probe(&self.shared);
+        self.shared.stats.max_lag()
+    }
+
+    /// Whether debug mode is on for the loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().debug(true).build().unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// assert!(info.debug());
+    /// ```
+    pub fn debug(&self) -> bool {
+        self.shared.debug.enabled()
     }
 
     /// A handle to the loop.
@@ -351,6 +483,44 @@ impl fmt::Debug for LoopInfo {
             .field("id", &self.id())
             .field("thread_id", &self.thread_id())
             .field("tasks", &self.tasks())
+            .field("spawned", &self.spawned())
+            .field("completed", &self.completed())
+            .field("cancelled", &self.cancelled())
+            .field("panicked", &self.panicked())
+            .field("lag", &self.shared.stats.lag())
             .finish()
+    }
+}
+
+/// A one-line health report: name, id, live tasks, the counters, and the lag
+/// when it is measured (`Display` does not start the lag probe).
+///
+/// # Examples
+///
+/// ```
+/// let lp = bridge::Loop::builder().name("health").build().unwrap();
+/// lp.handle().block_on(async {}).unwrap();
+/// let info = bridge::loops().into_iter().find(|l| l.name() == "health").unwrap();
+/// let line = info.to_string();
+/// assert!(line.starts_with("health (loop#"), "{line}");
+/// assert!(line.contains("1 spawned, 1 completed, 0 cancelled, 0 panicked"), "{line}");
+/// ```
+impl fmt::Display for LoopInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}): {} live, {} spawned, {} completed, {} cancelled, {} panicked",
+            self.name(),
+            self.id(),
+            self.tasks(),
+            self.spawned(),
+            self.completed(),
+            self.cancelled(),
+            self.panicked(),
+        )?;
+        match (self.shared.stats.lag(), self.shared.stats.max_lag()) {
+            (Some(lag), Some(max)) => write!(f, ", lag {lag:.1?} (max {max:.1?})"),
+            _ => Ok(()),
+        }
     }
 }

@@ -13,10 +13,16 @@ use std::time::{Duration, Instant};
 use crate::debug::Origin;
 use crate::error::{Error, PanicError};
 use crate::future::{DropOutcome, Promise};
+use crate::stats::{LoopStats, TaskCount};
+use crate::sync::plain::Arc;
 
 pin_project_lite::pin_project! {
-    /// A future whose panic becomes `Err(Panicked)`, timed in debug mode.
+    /// A future whose panic becomes `Err(Panicked)`, timed in debug mode,
+    /// counted on its loop when spawned through the crate.
     pub(crate) struct Guarded<F> {
+        // Declared first, so dropped first: a task counts as cancelled before
+        // its future's destructors run (what a test may watch for).
+        count: Option<TaskCount>,
         #[pin]
         fut: F,
         origin: Option<Origin>,
@@ -28,10 +34,18 @@ impl<F: Future> Guarded<F> {
     /// `origin` is `Some` only in debug mode.
     pub(crate) fn new(fut: F, origin: Option<Origin>, slow_poll: Duration) -> Self {
         Guarded {
+            count: None,
             fut,
             origin,
             slow_poll,
         }
+    }
+
+    /// Counts this task on the loop `stats` belongs to (spawned now; completed,
+    /// panicked or cancelled when it ends). No allocation: one `Arc` clone.
+    pub(crate) fn counted(mut self, stats: &Arc<LoopStats>) -> Self {
+        self.count = Some(TaskCount::new(stats));
+        self
     }
 }
 
@@ -53,6 +67,9 @@ impl<F: Future> Future for Guarded<F> {
                 r
             }
         };
+        if let (Some(count), Ok(Poll::Ready(_)) | Err(_)) = (this.count, &result) {
+            count.finish(result.is_err());
+        }
         match result {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),

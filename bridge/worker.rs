@@ -153,7 +153,23 @@ pub fn try_worker_loop() -> Result<LoopHandle, Error> {
 /// is a `LocalSet` driven from a thread that is not a worker; tokio offers no
 /// way to ask, so that refusal (a panic before `f` runs) is caught, silenced,
 /// and `f` runs directly, which is then harmless too.
-pub(crate) fn blocking_region<R>(_caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking_region<R>(caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    blocking_region_for(caller, None, f)
+}
+
+/// [`blocking_region`] for a wait on the work described by `target` (its
+/// loop and spawn location, `Some` when that loop is in debug mode).
+///
+/// In debug mode the wait is watched for as long as `f` runs (see
+/// [`crate::debug`]): a hang past the hang threshold, and a current-thread
+/// loop stopped by this thread past its slow-poll threshold, are reported.
+/// With debug mode off this adds no clock read and no allocation.
+pub(crate) fn blocking_region_for<R>(
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+    f: impl FnOnce() -> R,
+) -> R {
+    let _watch = crate::debug::watch_wait(caller, target);
     let on_multi_thread_task = tokio::task::try_id().is_some()
         && tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
@@ -187,13 +203,23 @@ where
         location: caller,
         loop_name: shared.name.clone(),
     });
+    // What the wait is for, named in debug reports: also when only the
+    // calling thread's loop is in debug mode.
+    let target = match &origin {
+        Some(o) => Some(o.clone()),
+        None => crate::debug::debug_here().then(|| Origin {
+            location: caller,
+            loop_name: shared.name.clone(),
+        }),
+    };
     note_submission();
-    let join = shared
-        .tokio
-        .spawn(Guarded::new(fut, origin, shared.debug.slow_poll()));
+    let guarded = Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
+    let join = shared.tokio.spawn(guarded);
     // `unconstrained`: inside a runtime, tokio's task budget would otherwise
     // make the join handle return `Pending` forever to a thread that blocks.
-    let joined = blocking_region(caller, || park::block_on(tokio::task::unconstrained(join)));
+    let joined = blocking_region_for(caller, target.as_ref(), || {
+        park::block_on(tokio::task::unconstrained(join))
+    });
     match joined {
         Ok(outcome) => outcome,
         // The worker never shuts down and never aborts a hand-off; a join error
