@@ -1,1 +1,876 @@
-fn main(){}
+//! Benchmarks: every figure of ours beside the peers and the physical floor,
+//! measured in the same run, so each result reads as a ratio.
+//!
+//! Groups (criterion group names):
+//!
+//! 1. `floor`: two threads handing a token back and forth with
+//!    `park`/`unpark`, with pure spinning, and through a crossbeam
+//!    `bounded(1)` channel pair (spin, then park).
+//! 2. `handoff`: sync code -> a loop on another thread -> back.
+//! 3. `inline`: a future run on the calling thread, no loop running.
+//! 4. `submit`: `run_coroutine_threadsafe` waited on and awaited.
+//! 6. `contention/<N>`: N threads hammering one loop; each sample's time is
+//!    the wall time of all threads together divided by the calls they made.
+//!
+//! After the groups the binary measures, outside criterion, the process CPU
+//! time over one second of idleness after a burst of hand-offs, and the heap
+//! allocations per operation of ours and of every peer; both are printed and
+//! written to `target/criterion/bridge-extra.json` for `benches/report.py`.
+//!
+//! Run: `cargo bench --bench bridge`, then `python3 benches/report.py`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+
+// ---------------------------------------------------------------------------
+// Allocation counting: a pass-through allocator that counts while switched on.
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments, so
+// `System`'s guarantees are ours; the counters touch no allocator state.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // ORDERING: Relaxed: a switch and a tally read after the measured
+        // threads have synchronized with the reader (join / wait).
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System` via `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // ORDERING: Relaxed, as in `alloc`.
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations per call of `op`, over `n` calls after a warm-up.
+fn allocs_per_op(n: u64, mut op: impl FnMut()) -> f64 {
+    for _ in 0..100 {
+        op();
+    }
+    // ORDERING: Relaxed: see `Counting::alloc`.
+    ALLOCS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    for _ in 0..n {
+        op();
+    }
+    COUNTING.store(false, Ordering::Relaxed);
+    ALLOCS.load(Ordering::Relaxed) as f64 / n as f64
+}
+
+// ---------------------------------------------------------------------------
+// Shared pieces.
+
+/// A future that returns `Pending` once (waking itself) and then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = u64;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        if self.0 {
+            Poll::Ready(1)
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn yield_once() -> YieldOnce {
+    YieldOnce(false)
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+        .configure_from_args()
+}
+
+/// A thread that answers every `ping` with a `pong`, by one of three means.
+enum Partner {
+    Park(ParkPair),
+    Spin(SpinPair),
+    Channel(ChannelPair),
+}
+
+/// A round-trip counter: the caller makes it odd, the partner even.
+struct Turn {
+    turn: AtomicU64,
+    stop: AtomicBool,
+}
+
+struct ParkPair {
+    shared: Arc<Turn>,
+    partner: thread::JoinHandle<()>,
+}
+
+impl ParkPair {
+    fn new() -> Self {
+        let shared = Arc::new(Turn {
+            turn: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let caller = thread::current();
+        let s = shared.clone();
+        let partner = thread::spawn(move || {
+            let mut seen = 0;
+            loop {
+                // Wait for an odd turn (a ping), parking in between.
+                loop {
+                    if s.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let t = s.turn.load(Ordering::Acquire);
+                    if t != seen && t % 2 == 1 {
+                        seen = t + 1;
+                        break;
+                    }
+                    thread::park();
+                }
+                s.turn.store(seen, Ordering::Release);
+                caller.unpark();
+            }
+        });
+        ParkPair { shared, partner }
+    }
+
+    fn round_trip(&self) {
+        let next = self.shared.turn.load(Ordering::Relaxed) + 1;
+        self.shared.turn.store(next, Ordering::Release);
+        self.partner.thread().unpark();
+        while self.shared.turn.load(Ordering::Acquire) != next + 1 {
+            thread::park();
+        }
+    }
+}
+
+struct SpinPair {
+    shared: Arc<Turn>,
+    partner: Option<thread::JoinHandle<()>>,
+}
+
+impl SpinPair {
+    fn new() -> Self {
+        let shared = Arc::new(Turn {
+            turn: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        let partner = thread::spawn(move || {
+            let mut seen = 0;
+            while !s.stop.load(Ordering::Relaxed) {
+                let t = s.turn.load(Ordering::Acquire);
+                if t != seen && t % 2 == 1 {
+                    seen = t + 1;
+                    s.turn.store(seen, Ordering::Release);
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        SpinPair {
+            shared,
+            partner: Some(partner),
+        }
+    }
+
+    fn round_trip(&self) {
+        let next = self.shared.turn.load(Ordering::Relaxed) + 1;
+        self.shared.turn.store(next, Ordering::Release);
+        while self.shared.turn.load(Ordering::Acquire) != next + 1 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+struct ChannelPair {
+    ping: crossbeam_channel::Sender<u64>,
+    pong: crossbeam_channel::Receiver<u64>,
+    partner: Option<thread::JoinHandle<()>>,
+}
+
+impl ChannelPair {
+    fn new() -> Self {
+        let (ping, ping_rx) = crossbeam_channel::bounded::<u64>(1);
+        let (pong_tx, pong) = crossbeam_channel::bounded::<u64>(1);
+        let partner = thread::spawn(move || {
+            while let Ok(v) = ping_rx.recv() {
+                if pong_tx.send(v + 1).is_err() {
+                    return;
+                }
+            }
+        });
+        ChannelPair {
+            ping,
+            pong,
+            partner: Some(partner),
+        }
+    }
+
+    fn round_trip(&self) {
+        self.ping.send(1).unwrap();
+        black_box(self.pong.recv().unwrap());
+    }
+}
+
+impl Partner {
+    fn round_trip(&self) {
+        match self {
+            Partner::Park(p) => p.round_trip(),
+            Partner::Spin(p) => p.round_trip(),
+            Partner::Channel(p) => p.round_trip(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Partner::Park(p) => {
+                p.shared.stop.store(true, Ordering::Release);
+                p.partner.thread().unpark();
+                p.partner.join().unwrap();
+            }
+            Partner::Spin(mut p) => {
+                p.shared.stop.store(true, Ordering::Release);
+                p.partner.take().unwrap().join().unwrap();
+            }
+            Partner::Channel(mut p) => {
+                let partner = p.partner.take().unwrap();
+                drop(p);
+                partner.join().unwrap();
+            }
+        }
+    }
+}
+
+/// The `reqwest::blocking` pattern: a current-thread runtime driven by its
+/// own thread; callers `Handle::spawn` onto it and wait on a oneshot.
+struct RuntimeThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl RuntimeThread {
+    fn new() -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("peer-runtime".into())
+            .spawn(move || {
+                let _ = rt.block_on(stopped);
+            })
+            .unwrap();
+        RuntimeThread {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `Handle::spawn` + `oneshot`, waited on by parking this thread.
+    fn call<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.blocking_recv().unwrap()
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+/// A multi-thread runtime for the `spawn_blocking` peer.
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `spawn_blocking` + `Handle::block_on`: a blocking-pool thread drives the
+/// future; the caller waits on the join handle.
+fn spawn_blocking_call(handle: &tokio::runtime::Handle) -> u64 {
+    let h = handle.clone();
+    pollster::block_on(handle.spawn_blocking(move || h.block_on(async { black_box(1u64) })))
+        .unwrap()
+}
+
+/// A new thread and a new current-thread runtime per call.
+fn thread_and_runtime_call() -> u64 {
+    thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async { black_box(1u64) })
+    })
+    .join()
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// 1. floor
+
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    let pairs: [(&str, fn() -> Partner); 3] = [
+        ("park_unpark", || Partner::Park(ParkPair::new())),
+        ("spin", || Partner::Spin(SpinPair::new())),
+        ("crossbeam_bounded1", || Partner::Channel(ChannelPair::new())),
+    ];
+    for (name, make) in pairs {
+        let p = make();
+        g.bench_function(name, |b| b.iter(|| p.round_trip()));
+        p.stop();
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 2. hand-off
+
+fn handoff(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handoff");
+    // Warm the worker loop.
+    bridge::call_blocking(async {});
+
+    g.bench_function("ours/call_blocking", |b| {
+        b.iter(|| bridge::call_blocking(async { black_box(1u64) }))
+    });
+
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    g.bench_function("ours/block_on_safe_in_current_thread_rt", |b| {
+        b.iter_custom(|iters| {
+            current.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(bridge::block_on_safe(async { black_box(1u64) }).unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    drop(current);
+
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    g.bench_function("ours/block_on_safe_in_multi_thread_task", |b| {
+        b.iter_custom(|iters| {
+            multi
+                .block_on(multi.spawn(async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(bridge::block_on_safe(async { black_box(1u64) }).unwrap());
+                    }
+                    start.elapsed()
+                }))
+                .unwrap()
+        })
+    });
+    drop(multi);
+
+    let lp = bridge::Loop::new().unwrap();
+    let h = lp.handle();
+    g.bench_function("ours/loop_handle_block_on", |b| {
+        b.iter(|| h.block_on(async { black_box(1u64) }).unwrap())
+    });
+    drop(lp);
+
+    let peer = RuntimeThread::new();
+    g.bench_function("peer/tokio_spawn_oneshot", |b| {
+        b.iter(|| peer.call(async { black_box(1u64) }))
+    });
+    drop(peer);
+
+    let rt = multi_thread_runtime();
+    g.bench_function("peer/spawn_blocking_block_on", |b| {
+        b.iter(|| spawn_blocking_call(rt.handle()))
+    });
+    drop(rt);
+
+    g.bench_function("peer/thread_and_runtime_per_call", |b| {
+        b.iter(thread_and_runtime_call)
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 3. inline
+
+fn inline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("inline");
+    // The first call on a thread builds its inline runtime: warm it.
+    bridge::block_on_safe(async {}).unwrap();
+
+    g.bench_function("ours/block_on_safe_ready", |b| {
+        b.iter(|| bridge::block_on_safe(async { black_box(1u64) }).unwrap())
+    });
+    g.bench_function("ours/block_on_safe_yield", |b| {
+        b.iter(|| bridge::block_on_safe(yield_once()).unwrap())
+    });
+    g.bench_function("ours/run_ready", |b| {
+        b.iter(|| bridge::run(async { black_box(1u64) }).unwrap())
+    });
+    g.bench_function("peer/pollster_ready", |b| {
+        b.iter(|| pollster::block_on(async { black_box(1u64) }))
+    });
+    g.bench_function("peer/pollster_yield", |b| {
+        b.iter(|| pollster::block_on(yield_once()))
+    });
+    g.bench_function("peer/futures_executor_ready", |b| {
+        b.iter(|| futures::executor::block_on(async { black_box(1u64) }))
+    });
+    g.bench_function("peer/futures_executor_yield", |b| {
+        b.iter(|| futures::executor::block_on(yield_once()))
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    g.bench_function("peer/tokio_reused_rt_ready", |b| {
+        b.iter(|| rt.block_on(async { black_box(1u64) }))
+    });
+    g.bench_function("peer/tokio_reused_rt_yield", |b| {
+        b.iter(|| rt.block_on(yield_once()))
+    });
+    drop(rt);
+    g.bench_function("peer/tokio_new_rt_per_call", |b| {
+        b.iter(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async { black_box(1u64) })
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 4. submit
+
+fn submit(c: &mut Criterion) {
+    let mut g = c.benchmark_group("submit");
+    let lp = bridge::Loop::new().unwrap();
+    let h = lp.handle();
+    g.bench_function("ours/run_coroutine_threadsafe_wait", |b| {
+        b.iter(|| {
+            bridge::run_coroutine_threadsafe(async { black_box(1u64) }, &h)
+                .wait()
+                .unwrap()
+        })
+    });
+    let caller_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    g.bench_function("ours/run_coroutine_threadsafe_await", |b| {
+        b.iter_custom(|iters| {
+            caller_rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let v = bridge::run_coroutine_threadsafe(async { black_box(1u64) }, &h).await;
+                    black_box(v.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    drop(lp);
+
+    let peer = RuntimeThread::new();
+    let ph = peer.handle.clone();
+    g.bench_function("peer/tokio_spawn_join_wait", |b| {
+        b.iter(|| pollster::block_on(ph.spawn(async { black_box(1u64) })).unwrap())
+    });
+    g.bench_function("peer/tokio_spawn_join_await", |b| {
+        b.iter_custom(|iters| {
+            caller_rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(ph.spawn(async { black_box(1u64) }).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    drop(peer);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 6. contention
+
+/// The thread counts of the contention group (and of the plot).
+const THREADS: [usize; 4] = [1, 2, 8, 16];
+
+/// Runs `iters` calls of `op` spread over `n` threads that start together;
+/// returns the wall time from the common start to the last finish.
+fn spread<Op: Fn() + Sync>(n: usize, iters: u64, op: &Op) -> Duration {
+    let start_line = Barrier::new(n + 1);
+    let per = iters / n as u64;
+    let extra = iters % n as u64;
+    thread::scope(|s| {
+        let workers: Vec<_> = (0..n as u64)
+            .map(|i| {
+                let start_line = &start_line;
+                s.spawn(move || {
+                    let mine = per + u64::from(i < extra);
+                    start_line.wait();
+                    for _ in 0..mine {
+                        op();
+                    }
+                    Instant::now()
+                })
+            })
+            .collect();
+        start_line.wait();
+        let start = Instant::now();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .max()
+            .map_or(Duration::ZERO, |end| end.saturating_duration_since(start))
+    })
+}
+
+fn contention(c: &mut Criterion) {
+    bridge::call_blocking(async {});
+    let lp = bridge::Loop::new().unwrap();
+    let h = lp.handle();
+    let peer = RuntimeThread::new();
+    let rt = multi_thread_runtime();
+    for n in THREADS {
+        let mut g = c.benchmark_group(format!("contention/{n}"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::new("ours", "call_blocking"), |b| {
+            b.iter_custom(|iters| {
+                spread(n, iters, &|| {
+                    black_box(bridge::call_blocking(async { black_box(1u64) }));
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("ours", "run_coroutine_threadsafe"), |b| {
+            b.iter_custom(|iters| {
+                spread(n, iters, &|| {
+                    let f = bridge::run_coroutine_threadsafe(async { black_box(1u64) }, &h);
+                    black_box(f.wait().unwrap());
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("peer", "tokio_spawn_oneshot"), |b| {
+            b.iter_custom(|iters| {
+                spread(n, iters, &|| {
+                    black_box(peer.call(async { black_box(1u64) }));
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("peer", "spawn_blocking_block_on"), |b| {
+            b.iter_custom(|iters| {
+                spread(n, iters, &|| {
+                    black_box(spawn_blocking_call(rt.handle()));
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("peer", "thread_and_runtime_per_call"), |b| {
+            b.iter_custom(|iters| {
+                spread(n, iters, &|| {
+                    black_box(thread_and_runtime_call());
+                })
+            })
+        });
+        g.finish();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Idle CPU and allocations (outside criterion).
+
+/// CPU time (user + system) of every thread of this process, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on CPU), summed.
+fn process_cpu() -> Duration {
+    let mut ns = 0u64;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) else {
+                continue;
+            };
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
+/// Process CPU time during `window` of idleness right after a burst of
+/// `call_blocking` hand-offs (the spinning on both sides must stop).
+fn idle_cpu_after_burst(window: Duration) -> (Duration, Duration) {
+    for _ in 0..20_000 {
+        black_box(bridge::call_blocking(async { black_box(1u64) }));
+    }
+    // The first millisecond: the spin budget (at most 50 us per side) lands here.
+    let t0 = process_cpu();
+    let start = Instant::now();
+    thread::sleep(Duration::from_millis(1));
+    let t1 = process_cpu();
+    let after_first_ms = start.elapsed();
+    thread::sleep(window.saturating_sub(after_first_ms));
+    let t2 = process_cpu();
+    // The sleep of this thread and the reads of /proc cost a little CPU of
+    // their own; they are included (an upper bound).
+    (t1.saturating_sub(t0), t2.saturating_sub(t1))
+}
+
+struct Extra {
+    idle_first_ms_ns: u128,
+    idle_rest_ns: u128,
+    idle_window_ms: u128,
+    allocs: Vec<(&'static str, f64)>,
+    cores: usize,
+}
+
+fn measure_allocs() -> Vec<(&'static str, f64)> {
+    let n = 2000;
+    let mut out = Vec::new();
+    bridge::call_blocking(async {});
+    out.push((
+        "handoff/ours/call_blocking",
+        allocs_per_op(n, || {
+            black_box(bridge::call_blocking(async { black_box(1u64) }));
+        }),
+    ));
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let v = current.block_on(async {
+        allocs_per_op(n, || {
+            black_box(bridge::block_on_safe(async { black_box(1u64) }).unwrap());
+        })
+    });
+    out.push(("handoff/ours/block_on_safe_in_current_thread_rt", v));
+    drop(current);
+    let lp = bridge::Loop::new().unwrap();
+    let h = lp.handle();
+    out.push((
+        "handoff/ours/loop_handle_block_on",
+        allocs_per_op(n, || {
+            black_box(h.block_on(async { black_box(1u64) }).unwrap());
+        }),
+    ));
+    out.push((
+        "submit/ours/run_coroutine_threadsafe_wait",
+        allocs_per_op(n, || {
+            let f = bridge::run_coroutine_threadsafe(async { black_box(1u64) }, &h);
+            black_box(f.wait().unwrap());
+        }),
+    ));
+    drop(lp);
+    let peer = RuntimeThread::new();
+    out.push((
+        "handoff/peer/tokio_spawn_oneshot",
+        allocs_per_op(n, || {
+            black_box(peer.call(async { black_box(1u64) }));
+        }),
+    ));
+    let ph = peer.handle.clone();
+    out.push((
+        "submit/peer/tokio_spawn_join_wait",
+        allocs_per_op(n, || {
+            black_box(pollster::block_on(ph.spawn(async { black_box(1u64) })).unwrap());
+        }),
+    ));
+    drop(peer);
+    let rt = multi_thread_runtime();
+    out.push((
+        "handoff/peer/spawn_blocking_block_on",
+        allocs_per_op(n, || {
+            black_box(spawn_blocking_call(rt.handle()));
+        }),
+    ));
+    drop(rt);
+    out.push((
+        "handoff/peer/thread_and_runtime_per_call",
+        allocs_per_op(200, || {
+            black_box(thread_and_runtime_call());
+        }),
+    ));
+
+    bridge::block_on_safe(async {}).unwrap();
+    out.push((
+        "inline/ours/block_on_safe_ready",
+        allocs_per_op(n, || {
+            black_box(bridge::block_on_safe(async { black_box(1u64) }).unwrap());
+        }),
+    ));
+    out.push((
+        "inline/ours/block_on_safe_yield",
+        allocs_per_op(n, || {
+            black_box(bridge::block_on_safe(yield_once()).unwrap());
+        }),
+    ));
+    out.push((
+        "inline/ours/run_ready",
+        allocs_per_op(200, || {
+            black_box(bridge::run(async { black_box(1u64) }).unwrap());
+        }),
+    ));
+    out.push((
+        "inline/peer/pollster_ready",
+        allocs_per_op(n, || {
+            black_box(pollster::block_on(async { black_box(1u64) }));
+        }),
+    ));
+    out.push((
+        "inline/peer/futures_executor_ready",
+        allocs_per_op(n, || {
+            black_box(futures::executor::block_on(async { black_box(1u64) }));
+        }),
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    out.push((
+        "inline/peer/tokio_reused_rt_ready",
+        allocs_per_op(n, || {
+            black_box(rt.block_on(async { black_box(1u64) }));
+        }),
+    ));
+    out.push((
+        "inline/peer/tokio_reused_rt_yield",
+        allocs_per_op(n, || {
+            black_box(rt.block_on(yield_once()));
+        }),
+    ));
+    drop(rt);
+    out.push((
+        "inline/peer/tokio_new_rt_per_call",
+        allocs_per_op(200, || {
+            black_box(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async { black_box(1u64) }),
+            );
+        }),
+    ));
+    out
+}
+
+fn extra_report() -> Extra {
+    let window = Duration::from_secs(1);
+    let (first, rest) = idle_cpu_after_burst(window);
+    let allocs = measure_allocs();
+    Extra {
+        idle_first_ms_ns: first.as_nanos(),
+        idle_rest_ns: rest.as_nanos(),
+        idle_window_ms: window.as_millis(),
+        allocs,
+        cores: thread::available_parallelism().map_or(0, |n| n.get()),
+    }
+}
+
+fn write_extra(e: &Extra) {
+    println!("\nidle CPU after a burst of 20000 call_blocking hand-offs:");
+    println!(
+        "  first 1 ms: {:.1} us of CPU; the rest of the {} ms window: {:.1} us of CPU",
+        e.idle_first_ms_ns as f64 / 1e3,
+        e.idle_window_ms,
+        e.idle_rest_ns as f64 / 1e3
+    );
+    println!("heap allocations per operation (all threads, warm):");
+    for (name, a) in &e.allocs {
+        println!("  {name:<52} {a:>6.2}");
+    }
+    let allocs: Vec<String> = e
+        .allocs
+        .iter()
+        .map(|(k, v)| format!("    \"{k}\": {v}"))
+        .collect();
+    let json = format!(
+        "{{\n  \"cores\": {},\n  \"idle_window_ms\": {},\n  \"idle_first_ms_cpu_ns\": {},\n  \"idle_rest_cpu_ns\": {},\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
+        e.cores,
+        e.idle_window_ms,
+        e.idle_first_ms_ns,
+        e.idle_rest_ns,
+        allocs.join(",\n")
+    );
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
+    )
+    .join("criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("bridge-extra.json");
+    match std::fs::write(&path, json) {
+        Ok(()) => println!("written: {}", path.display()),
+        Err(e) => println!("could not write {}: {e}", path.display()),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = floor, handoff, inline, submit, contention
+}
+
+fn main() {
+    benches();
+    // `cargo test --benches` runs this binary in test mode: skip the extras.
+    if std::env::args().any(|a| a == "--bench") {
+        write_extra(&extra_report());
+    }
+    Criterion::default().configure_from_args().final_summary();
+}

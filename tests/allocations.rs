@@ -1,0 +1,157 @@
+//! Heap allocation budgets of the hot paths, checked with a counting global
+//! allocator:
+//!
+//! * `call_blocking(ready)` from a plain thread to the warm worker loop: at
+//!   most 1 allocation per call, counted on the calling thread and on the
+//!   worker loop's thread together;
+//! * `block_on_safe(ready)` (and a future that yields once) with no loop
+//!   running: no allocation after the first call on a thread.
+//!
+//! Only threads that opted in are counted, so libtest's own threads and the
+//! other tests of this binary cannot disturb a measurement.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+struct Counting;
+
+thread_local! {
+    /// Whether allocations on this thread are counted.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Switched on only while a measurement runs.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// One measurement at a time (the counters are process-wide).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn note() {
+    // ORDERING: Relaxed: the measuring thread reads the tally only after the
+    // counted work has synchronized with it (the call returned its result).
+    if ACTIVE.load(Ordering::Relaxed) && COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments, so
+// `System`'s guarantees are ours; the counters touch no allocator state, and
+// the thread-local is const-initialized without a destructor (no allocation).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds the contract.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `n` calls of `op` on the counted threads.
+fn count(n: u64, mut op: impl FnMut()) -> u64 {
+    COUNTED.with(|c| c.set(true));
+    ALLOCS.store(0, Ordering::SeqCst);
+    ACTIVE.store(true, Ordering::SeqCst);
+    for _ in 0..n {
+        op();
+    }
+    ACTIVE.store(false, Ordering::SeqCst);
+    COUNTED.with(|c| c.set(false));
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+/// A future that returns `Pending` once (waking itself) and then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = u32;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        if self.0 {
+            Poll::Ready(7)
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+#[test]
+fn call_blocking_ready_allocates_at_most_once_per_call() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Warm the worker loop, and count its thread too: the task's one
+    // allocation is made by the caller, but any the worker made would count.
+    bridge::call_blocking(async { COUNTED.with(|c| c.set(true)) });
+    for i in 0..100u32 {
+        assert_eq!(bridge::call_blocking(async move { i }), i);
+    }
+    let n = 1000;
+    let mut sum = 0u64;
+    let allocs = count(n, || {
+        sum += u64::from(bridge::call_blocking(async { black_box(3u32) }));
+    });
+    bridge::call_blocking(async { COUNTED.with(|c| c.set(false)) });
+    assert_eq!(sum, 3 * n);
+    assert!(
+        allocs <= n,
+        "call_blocking(ready) made {allocs} allocations in {n} calls (budget: 1 per call)"
+    );
+}
+
+#[test]
+fn block_on_safe_ready_allocates_nothing_when_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The first call on this thread builds its inline runtime.
+    assert_eq!(bridge::block_on_safe(async { 1 }).unwrap(), 1);
+    let n = 1000;
+    let mut sum = 0u64;
+    let allocs = count(n, || {
+        sum += u64::from(bridge::block_on_safe(async { black_box(2u32) }).unwrap());
+    });
+    assert_eq!(sum, 2 * n);
+    assert_eq!(allocs, 0, "block_on_safe(ready) allocated when warm");
+}
+
+#[test]
+fn block_on_safe_yielding_allocates_nothing_when_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(bridge::block_on_safe(YieldOnce(false)).unwrap(), 7);
+    let n = 1000;
+    let mut sum = 0u64;
+    let allocs = count(n, || {
+        sum += u64::from(bridge::block_on_safe(YieldOnce(false)).unwrap());
+    });
+    assert_eq!(sum, 7 * n);
+    assert_eq!(allocs, 0, "block_on_safe(yielding future) allocated when warm");
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // Guards the tests above against a counter that never counts.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let allocs = count(10, || {
+        black_box(Box::new(black_box(5u64)));
+    });
+    assert_eq!(allocs, 10);
+}
