@@ -1,0 +1,669 @@
+//! Executors: `Executor::new`, `single_thread`, `run`, `shutdown`,
+//! `run_in_executor` and `CapacityLimiter` (API.md, "Executors").
+
+#[macro_use]
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bridge::{run_in_executor, CapacityLimiter, ConcurrentFuture, Error, Executor};
+use common::{bounded, eventually, DropCounter};
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn unpin<T: Unpin>() {}
+    send_sync::<Executor>();
+    send_sync::<bridge::ExecutorBuilder>();
+    send_sync::<CapacityLimiter>();
+    unpin::<Executor>();
+    unpin::<CapacityLimiter>();
+};
+
+/// Tracks how many jobs run at once and the most ever seen.
+#[derive(Clone, Default)]
+struct Concurrency {
+    now: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Concurrency {
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+    }
+    fn exit(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+fn wait_all<T>(futs: Vec<ConcurrentFuture<T>>) -> Vec<T> {
+    futs.into_iter().map(|f| f.wait().unwrap()).collect()
+}
+
+#[test]
+fn bound_is_never_exceeded_under_a_burst_of_ten_times_the_bound() {
+    bounded("burst", || {
+        const BOUND: usize = 4;
+        let pool = Executor::new(BOUND);
+        let c = Concurrency::default();
+        let seen_threads = Arc::new(AtomicUsize::new(0));
+        let futs: Vec<_> = (0..BOUND * 10)
+            .map(|i| {
+                let (c, pool2, seen) = (c.clone(), pool.clone(), seen_threads.clone());
+                pool.run(move || {
+                    c.enter();
+                    seen.fetch_max(pool2.threads(), Ordering::SeqCst);
+                    // Long enough that the whole burst is queued while the
+                    // first jobs still run.
+                    std::thread::sleep(Duration::from_millis(2));
+                    c.exit();
+                    i
+                })
+            })
+            .collect();
+        assert_eq!(wait_all(futs), (0..BOUND * 10).collect::<Vec<_>>());
+        assert!(c.peak() <= BOUND, "{} jobs ran at once, bound {BOUND}", c.peak());
+        assert!(c.peak() >= 2, "the pool never grew past one thread");
+        assert!(seen_threads.load(Ordering::SeqCst) <= BOUND);
+        assert!(pool.threads() <= BOUND);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn burst_from_many_submitters_respects_the_bound() {
+    bounded("burst-many", || {
+        const BOUND: usize = 3;
+        let pool = Executor::new(BOUND);
+        let c = Concurrency::default();
+        let submitters: Vec<_> = (0..4)
+            .map(|_| {
+                let (pool, c) = (pool.clone(), c.clone());
+                std::thread::spawn(move || {
+                    let futs: Vec<_> = (0..30)
+                        .map(|_| {
+                            let c = c.clone();
+                            pool.run(move || {
+                                c.enter();
+                                std::thread::yield_now();
+                                c.exit();
+                            })
+                        })
+                        .collect();
+                    wait_all(futs);
+                })
+            })
+            .collect();
+        for s in submitters {
+            s.join().unwrap();
+        }
+        assert!(c.peak() <= BOUND, "{} jobs ran at once, bound {BOUND}", c.peak());
+        assert!(pool.threads() <= BOUND);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn queued_jobs_beyond_the_bound_run_in_submission_order() {
+    bounded("order", || {
+        let pool = Executor::new(1);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let futs: Vec<_> = (0..50)
+            .map(|i| {
+                let order = order.clone();
+                pool.run(move || order.lock().unwrap().push(i))
+            })
+            .collect();
+        wait_all(futs);
+        assert_eq!(*order.lock().unwrap(), (0..50).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn a_thread_is_spawned_only_when_no_idle_thread_can_take_the_job() {
+    bounded("growth", || {
+        let pool = Executor::new(8);
+        for i in 0..200 {
+            assert_eq!(pool.run(move || i).wait().unwrap(), i);
+        }
+        // One job at a time never needs a second thread.
+        assert_eq!(pool.threads(), 1);
+
+        // Two jobs that must overlap need two threads.
+        let barrier = Arc::new(Barrier::new(2));
+        let futs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = barrier.clone();
+                pool.run(move || {
+                    b.wait();
+                })
+            })
+            .collect();
+        wait_all(futs);
+        assert_eq!(pool.threads(), 2);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn single_thread_runs_in_order_on_one_named_thread() {
+    bounded("single", || {
+        let ex = Executor::single_thread("sqlite-conn");
+        let futs: Vec<_> = (0..100)
+            .map(|i| {
+                ex.run(move || {
+                    let t = std::thread::current();
+                    (i, t.id(), t.name().map(str::to_owned))
+                })
+            })
+            .collect();
+        let results = wait_all(futs);
+        let first = results[0].1;
+        for (k, (i, tid, name)) in results.into_iter().enumerate() {
+            assert_eq!(i, k, "jobs ran out of order");
+            assert_eq!(tid, first, "a job ran on another thread");
+            assert_eq!(name.as_deref(), Some("sqlite-conn"));
+        }
+        assert_eq!(ex.threads(), 1);
+        ex.shutdown();
+    });
+}
+
+#[test]
+fn single_thread_keeps_its_thread_while_idle() {
+    bounded("single-idle", || {
+        let ex = Executor::single_thread("affine");
+        let a = ex.run(|| std::thread::current().id()).wait().unwrap();
+        // Long enough to park (past every spin budget); the thread must stay.
+        std::thread::sleep(Duration::from_millis(50));
+        let b = ex.run(|| std::thread::current().id()).wait().unwrap();
+        assert_eq!(a, b);
+    });
+}
+
+#[test]
+fn waiting_on_a_single_thread_executors_own_job_from_its_thread_would_deadlock() {
+    bounded("would-deadlock", || {
+        let ex = Executor::single_thread("home");
+        let inner = ex.clone();
+        let outcome = ex
+            .run(move || {
+                let later = inner.run(|| 1);
+                let waited = later.wait();
+                // The refusal left the job alone: it runs after this one.
+                let not_done = matches!(waited, Err(Error::WouldDeadlock));
+                let second = inner.run(|| 2);
+                (not_done, second.wait_timeout(Duration::from_millis(1)))
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(outcome, (true, false));
+        // Done jobs can be waited on from anywhere, that thread included.
+        let inner = ex.clone();
+        let ready = ex.run(|| 5).wait().unwrap();
+        let from_home = ex
+            .run(move || {
+                let (tx, rx) = mpsc::channel();
+                // Another executor's job is not this thread's to finish.
+                let other = Executor::new(1).run(move || tx.send(7).unwrap());
+                (other.wait().is_ok(), rx.recv().unwrap(), inner.max_threads())
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(ready, 5);
+        assert_eq!(from_home, (true, 7, 1));
+        ex.shutdown();
+    });
+}
+
+#[test]
+fn pool_jobs_do_not_report_would_deadlock() {
+    bounded("pool-wait", || {
+        let pool = Executor::new(2);
+        let p2 = pool.clone();
+        let v = pool.run(move || p2.run(|| 3).wait().unwrap()).wait().unwrap();
+        assert_eq!(v, 3);
+    });
+}
+
+#[test]
+fn a_panicking_job_gives_panicked_with_its_message_and_the_pool_keeps_working() {
+    bounded("panic", || {
+        let pool = Executor::new(2);
+        let barrier = Arc::new(Barrier::new(2));
+        // Make the pool grow to its bound first.
+        let futs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = barrier.clone();
+                pool.run(move || {
+                    b.wait();
+                })
+            })
+            .collect();
+        wait_all(futs);
+        assert_eq!(pool.threads(), 2);
+
+        for i in 0..4 {
+            let err = pool.run(move || -> u32 { panic!("job {i} failed") }).wait();
+            match err {
+                Err(Error::Panicked(p)) => {
+                    assert_eq!(p.message(), format!("job {i} failed"));
+                }
+                other => panic!("expected Panicked, got {other:?}"),
+            }
+        }
+        let e = pool.run(|| -> () { std::panic::panic_any(17u8) }).wait().unwrap_err();
+        let Error::Panicked(p) = e else { panic!("expected Panicked") };
+        assert_eq!(*p.into_panic().downcast::<u8>().unwrap(), 17);
+
+        // Same threads, still serving, and able to run two jobs at once.
+        assert_eq!(pool.threads(), 2);
+        let futs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = barrier.clone();
+                pool.run(move || {
+                    b.wait();
+                    1
+                })
+            })
+            .collect();
+        assert_eq!(wait_all(futs), vec![1, 1]);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn shutdown_runs_every_queued_job_then_joins() {
+    bounded("shutdown", || {
+        let pool = Executor::new(2);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel::<()>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        // Two blockers hold both threads, so the rest stays queued.
+        let mut futs = Vec::new();
+        for _ in 0..2 {
+            let (rx, ran) = (rx.clone(), ran.clone());
+            futs.push(pool.run(move || {
+                rx.lock().unwrap().recv().unwrap();
+                ran.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        for _ in 0..20 {
+            let ran = ran.clone();
+            futs.push(pool.run(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        eventually("the tail is queued", || pool.queued() >= 18);
+        let handle = pool.clone();
+        let releaser = std::thread::spawn(move || {
+            // Release the blockers only once shutdown has closed the pool.
+            eventually("closed", || handle.is_closed());
+            tx.send(()).unwrap();
+            tx.send(()).unwrap();
+            handle
+        });
+        pool.shutdown();
+        assert_eq!(ran.load(Ordering::SeqCst), 22);
+        for f in futs {
+            assert!(f.done());
+            f.wait().unwrap();
+        }
+        let handle = releaser.join().unwrap();
+        assert_eq!(handle.threads(), 0);
+        assert!(matches!(handle.run(|| 1).wait(), Err(Error::LoopClosed)));
+    });
+}
+
+#[test]
+fn run_after_shutdown_or_close_is_loop_closed() {
+    bounded("closed", || {
+        let pool = Executor::new(2);
+        let handle = pool.clone();
+        pool.shutdown();
+        assert!(handle.is_closed());
+        assert!(matches!(handle.run(|| 1).wait(), Err(Error::LoopClosed)));
+        assert!(matches!(run_in_executor(Some(&handle), || 1).wait(), Err(Error::LoopClosed)));
+        // The error tells what to do.
+        let msg = handle.run(|| ()).wait().unwrap_err().to_string();
+        assert!(msg.contains("closed"), "{msg}");
+
+        let ex = Executor::single_thread("closing");
+        assert!(ex.close());
+        assert!(!ex.close());
+        assert!(matches!(ex.run(|| 1).wait(), Err(Error::LoopClosed)));
+    });
+}
+
+#[test]
+fn dropping_without_shutdown_never_blocks_and_queued_jobs_still_finish() {
+    bounded("drop", || {
+        let pool = Executor::new(1);
+        let (release, gate) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let blocker = pool.run(move || gate.recv().unwrap());
+        let queued: Vec<_> = (0..5)
+            .map(|i| {
+                let done_tx = done_tx.clone();
+                pool.run(move || done_tx.send(i).unwrap())
+            })
+            .collect();
+        // Would hang here if drop waited for the blocked job.
+        drop(pool);
+        release.send(()).unwrap();
+        blocker.wait().unwrap();
+        assert_eq!(wait_all(queued).len(), 5);
+        let got: Vec<_> = done_rx.iter().take(5).collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    });
+}
+
+#[test]
+fn dropping_inside_an_async_context_does_not_block_it() {
+    bounded("drop-async", || {
+        let rt = common::current_rt();
+        let (release, gate) = mpsc::channel::<()>();
+        let fut = rt.block_on(async move {
+            let pool = Executor::new(1);
+            let fut = pool.run(move || gate.recv().unwrap());
+            drop(pool);
+            fut
+        });
+        release.send(()).unwrap();
+        fut.wait().unwrap();
+    });
+}
+
+#[test]
+fn idle_threads_retire_after_the_idle_timeout() {
+    bounded("retire", || {
+        let pool = Executor::builder()
+            .max_threads(4)
+            .idle_timeout(Duration::from_millis(30))
+            .thread_name("retiring")
+            .build();
+        let barrier = Arc::new(Barrier::new(4));
+        let futs: Vec<_> = (0..4)
+            .map(|_| {
+                let b = barrier.clone();
+                pool.run(move || {
+                    b.wait();
+                })
+            })
+            .collect();
+        wait_all(futs);
+        assert_eq!(pool.threads(), 4);
+        let start = Instant::now();
+        eventually("idle threads retire", || pool.threads() == 0);
+        assert!(start.elapsed() >= Duration::from_millis(20), "retired before the idle timeout");
+        assert_eq!(pool.idle_threads(), 0);
+        // And it grows again on demand.
+        assert_eq!(pool.run(|| 9).wait().unwrap(), 9);
+        assert_eq!(pool.threads(), 1);
+        pool.shutdown();
+    });
+}
+
+#[test]
+fn threads_are_named_by_the_builder_prefix() {
+    bounded("names", || {
+        let pool = Executor::builder().thread_name("img-resize").max_threads(2).build();
+        let name = pool.run(|| std::thread::current().name().map(str::to_owned));
+        assert_eq!(name.wait().unwrap().as_deref(), Some("img-resize-1"));
+        let default = Executor::new(1);
+        let name = default.run(|| std::thread::current().name().map(str::to_owned));
+        assert!(name.wait().unwrap().unwrap().starts_with("bridge-executor"));
+    });
+}
+
+#[test]
+fn awaiting_a_job_does_not_block_a_current_thread_runtime() {
+    bounded("await", || {
+        let rt = common::current_rt();
+        let pool = Executor::new(2);
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = mpsc::channel::<()>();
+        let ticks2 = ticks.clone();
+        let v = rt.block_on(async move {
+            let ticker = tokio::spawn(async move {
+                loop {
+                    ticks2.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            });
+            let seen = Arc::new(AtomicUsize::new(0));
+            let seen2 = seen.clone();
+            let ticks3 = ticks.clone();
+            // The job holds on until the loop has ticked 100 more times while
+            // it was pending: only possible if awaiting it does not block.
+            let job = pool.run(move || {
+                let start = ticks3.load(Ordering::SeqCst);
+                while ticks3.load(Ordering::SeqCst) < start + 100 {
+                    std::thread::yield_now();
+                }
+                seen2.store(1, Ordering::SeqCst);
+                gate.recv().unwrap();
+                42
+            });
+            let releaser = tokio::spawn(async move {
+                while seen.load(Ordering::SeqCst) == 0 {
+                    tokio::task::yield_now().await;
+                }
+                release.send(()).unwrap();
+            });
+            let v = job.await.unwrap();
+            releaser.await.unwrap();
+            ticker.abort();
+            v
+        });
+        assert_eq!(v, 42);
+    });
+}
+
+#[test]
+fn cancel_before_start_succeeds_and_the_job_never_runs() {
+    bounded("cancel", || {
+        let pool = Executor::new(1);
+        let (release, gate) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        let blocker = pool.run(move || {
+            started_tx.send(()).unwrap();
+            gate.recv().unwrap()
+        });
+        started.recv().unwrap();
+        // The blocker has started: too late to cancel it.
+        assert!(!blocker.cancel());
+        let ran = Arc::new(AtomicBool::new(false));
+        let drops = DropCounter::new();
+        let (ran2, token) = (ran.clone(), drops.token());
+        let queued = pool.run(move || {
+            let _token = token;
+            ran2.store(true, Ordering::SeqCst);
+        });
+        assert!(queued.cancel());
+        assert!(queued.cancelled());
+        release.send(()).unwrap();
+        blocker.wait().unwrap();
+        // A later job runs after the cancelled one would have.
+        pool.run(|| ()).wait().unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "a cancelled job ran");
+        assert_eq!(drops.count(), 1, "the cancelled closure was not dropped");
+        assert!(matches!(queued.wait(), Err(Error::Cancelled)));
+    });
+}
+
+#[test]
+fn max_threads_zero_is_taken_as_one() {
+    bounded("zero", || {
+        let pool = Executor::new(0);
+        assert_eq!(pool.max_threads(), 1);
+        let c = Concurrency::default();
+        let futs: Vec<_> = (0..10)
+            .map(|i| {
+                let c = c.clone();
+                pool.run(move || {
+                    c.enter();
+                    std::thread::yield_now();
+                    c.exit();
+                    i
+                })
+            })
+            .collect();
+        assert_eq!(wait_all(futs), (0..10).collect::<Vec<_>>());
+        assert_eq!(c.peak(), 1);
+        assert_eq!(Executor::builder().max_threads(0).build().max_threads(), 1);
+        assert_eq!(Executor::new(usize::MAX).max_threads(), 32767);
+    });
+}
+
+#[test]
+fn the_default_executor_is_bounded_as_python_and_named() {
+    bounded("default", || {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let bound = (cores + 4).min(32);
+        let c = Concurrency::default();
+        let futs: Vec<_> = (0..bound * 3)
+            .map(|_| {
+                let c = c.clone();
+                run_in_executor(None, move || {
+                    c.enter();
+                    std::thread::sleep(Duration::from_millis(1));
+                    c.exit();
+                    std::thread::current().name().map(str::to_owned)
+                })
+            })
+            .collect();
+        for name in wait_all(futs) {
+            assert!(name.unwrap().starts_with("bridge-default-"));
+        }
+        assert!(c.peak() <= bound, "{} at once, bound {bound}", c.peak());
+    });
+}
+
+#[test]
+fn shutdown_inside_a_multi_thread_runtime_keeps_the_runtime_running() {
+    bounded("shutdown-mt", || {
+        let rt = common::multi_rt();
+        rt.block_on(async {
+            let pool = Executor::new(2);
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            // A task on the runtime must run while shutdown blocks: the job
+            // waits for it.
+            let job = pool.run(move || {
+                let (done_tx, done_rx) = mpsc::channel();
+                std::thread::spawn(move || done_tx.send(()).unwrap());
+                done_rx.recv().unwrap();
+            });
+            let task = tokio::spawn(async move { tx.send(()).unwrap() });
+            tokio::spawn(async move {
+                pool.shutdown();
+                job.wait().unwrap();
+                rx.await.unwrap();
+            })
+            .await
+            .unwrap();
+            task.await.unwrap();
+        });
+    });
+}
+
+#[test]
+fn shutdown_from_one_of_its_own_jobs_closes_without_waiting() {
+    bounded("shutdown-own", || {
+        let pool = Executor::new(1);
+        let handle = pool.clone();
+        let r = pool.run(move || {
+            handle.shutdown();
+            "returned"
+        });
+        assert_eq!(r.wait().unwrap(), "returned");
+        assert!(pool.is_closed());
+        pool.shutdown(); // joins the thread once its job is done
+    });
+}
+
+#[test]
+fn capacity_limiter_caps_one_callers_jobs_in_flight() {
+    bounded("limiter", || {
+        let pool = Executor::new(8);
+        let limiter = CapacityLimiter::new(2);
+        let c = Concurrency::default();
+        let futs: Vec<_> = (0..40)
+            .map(|i| {
+                let c = c.clone();
+                limiter.run(Some(&pool), move || {
+                    c.enter();
+                    std::thread::sleep(Duration::from_millis(1));
+                    c.exit();
+                    i
+                })
+            })
+            .collect();
+        assert!(limiter.in_flight() <= 2);
+        assert_eq!(wait_all(futs), (0..40).collect::<Vec<_>>());
+        assert!(c.peak() <= 2, "{} at once under a limiter of 2", c.peak());
+        assert_eq!(c.peak(), 2, "the limiter never allowed two at once");
+        eventually("slots come back", || limiter.in_flight() == 0);
+        assert_eq!(limiter.waiting(), 0);
+
+        // Other callers still get the rest of the pool while it is saturated.
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let gate = gate.clone();
+                limiter.run(Some(&pool), move || gate.lock().unwrap().recv().unwrap())
+            })
+            .collect();
+        let waiting = limiter.run(Some(&pool), || "limited");
+        assert_eq!(limiter.waiting(), 1);
+        assert_eq!(pool.run(|| "free").wait().unwrap(), "free");
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        wait_all(held);
+        assert_eq!(waiting.wait().unwrap(), "limited");
+    });
+}
+
+#[test]
+fn capacity_limiter_survives_panics_cancels_and_closed_executors() {
+    bounded("limiter-edge", || {
+        let pool = Executor::new(2);
+        let limiter = CapacityLimiter::new(1);
+        let p = limiter.run(Some(&pool), || -> () { panic!("limited panic") });
+        assert!(matches!(p.wait(), Err(Error::Panicked(_))));
+        eventually("the panicking job gave its slot back", || limiter.in_flight() == 0);
+
+        let (release, gate) = mpsc::channel::<()>();
+        let blocker = limiter.run(Some(&pool), move || gate.recv().unwrap());
+        let cancelled = limiter.run(Some(&pool), || unreachable!("cancelled job ran"));
+        assert!(cancelled.cancel());
+        let closed_pool = Executor::new(1);
+        let on_closed = limiter.run(Some(&closed_pool), || 1);
+        let after = limiter.run(Some(&pool), || "after");
+        assert_eq!(limiter.waiting(), 3);
+        closed_pool.close();
+        release.send(()).unwrap();
+        blocker.wait().unwrap();
+        assert!(matches!(cancelled.wait(), Err(Error::Cancelled)));
+        assert!(matches!(on_closed.wait(), Err(Error::LoopClosed)));
+        assert_eq!(after.wait().unwrap(), "after");
+        eventually("all slots back", || limiter.in_flight() == 0);
+    });
+}
+
+every_context!(run_in_executor_everywhere, |_ctx| {
+    assert_eq!(run_in_executor(None, || 40 + 2).wait().unwrap(), 42);
+    let pool = Executor::new(2);
+    let futs: Vec<_> = (0..8).map(|i| pool.run(move || i * 2)).collect();
+    assert_eq!(wait_all(futs).iter().sum::<i32>(), 56);
+    pool.shutdown();
+    let single = Executor::single_thread("ctx-single");
+    assert_eq!(single.run(|| 1).wait().unwrap(), 1);
+    single.shutdown();
+});
