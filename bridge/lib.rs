@@ -49,9 +49,12 @@ mod debug;
 mod entry;
 mod error;
 mod event_loop;
+mod executor;
 mod future;
+mod limiter;
 mod once;
 mod park;
+mod pool;
 mod registry;
 mod stats;
 mod sync;
@@ -62,7 +65,9 @@ pub use debug::{hang_threshold, set_hang_threshold};
 pub use entry::{block_on_safe, call_blocking, run, run_coroutine_threadsafe};
 pub use error::{Error, PanicError};
 pub use event_loop::{Loop, LoopBuilder, LoopHandle};
+pub use executor::{run_in_executor, Executor, ExecutorBuilder, DEFAULT_IDLE_TIMEOUT};
 pub use future::{promise, ConcurrentFuture, Promise};
+pub use limiter::CapacityLimiter;
 pub use registry::{
     enter_foreign, get_running_loop, loops, running_loop, ForeignGuard, LoopId, LoopInfo,
     RunningLoop,
@@ -74,6 +79,7 @@ pub use worker::{try_worker_loop, worker_loop};
 #[doc(hidden)]
 pub mod loom_api {
     pub use crate::once::OnceCell;
+    pub use crate::pool::{Admit, Closed, Counts, Next, Snapshot, MAX_THREADS};
     /// Polls a future to completion with the spin-then-park waiter.
     pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
         crate::park::block_on(fut)
