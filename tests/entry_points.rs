@@ -370,3 +370,180 @@ fn sixteen_threads_inside_a_runtime() {
         });
     });
 }
+
+// ---- where block_on_safe runs the future ----
+
+fn block_on_safe_runs_inline_only_without_a_loop(ctx: Ctx) {
+    let me = std::thread::current().id();
+    let (on, name) = bridge::block_on_safe(async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        (
+            std::thread::current().id(),
+            std::thread::current().name().map(str::to_owned),
+        )
+    })
+    .unwrap();
+    match ctx.expect() {
+        // No loop: right here, no thread hop.
+        common::Expect::Nothing => assert_eq!(on, me, "inline on the calling thread"),
+        // A loop here: handed to the worker loop (which may be this very
+        // thread when nested in it: then it is still on a worker thread).
+        common::Expect::Bridge if ctx == Ctx::WorkerNested => {
+            assert_eq!(name.as_deref(), Some("bridge-worker"))
+        }
+        common::Expect::TokioOrNothing => {
+            assert!(on == me || name.as_deref() == Some("bridge-worker"), "{name:?}")
+        }
+        _ => {
+            assert_ne!(on, me, "a loop runs here: the future must be handed off");
+            assert_eq!(name.as_deref(), Some("bridge-worker"));
+        }
+    }
+}
+every_context!(block_on_safe_where, block_on_safe_runs_inline_only_without_a_loop);
+
+#[test]
+fn block_on_safe_nests_in_itself() {
+    bounded("bos_nested", || {
+        let v = bridge::block_on_safe(async {
+            let inner = bridge::block_on_safe(async {
+                let innermost = bridge::block_on_safe(tcp_and_timer(3)).unwrap();
+                tcp_and_timer(innermost + 1).await
+            })
+            .unwrap();
+            // `run` inside block_on_safe is inside a loop too.
+            assert!(matches!(bridge::run(async {}), Err(Error::NestedLoop)));
+            inner + 1
+        });
+        assert_eq!(v.unwrap(), 5);
+    });
+}
+
+/// On a one-worker multi-thread runtime, a task that blocks in an entry
+/// point must not stop the runtime's other tasks: the one that unblocks it
+/// runs on that same runtime.
+#[test]
+fn blocking_on_a_multi_thread_runtime_keeps_its_other_tasks_moving() {
+    bounded("block_in_place", || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            type Entry = fn(tokio::sync::oneshot::Receiver<u32>) -> u32;
+            let entries: [(&str, Entry); 3] = [
+                ("block_on_safe", |rx| bridge::block_on_safe(async move { rx.await.unwrap() }).unwrap()),
+                ("call_blocking", |rx| bridge::call_blocking(async move { rx.await.unwrap() })),
+                ("wait", |rx| {
+                    bridge::worker_loop()
+                        .spawn(async move { rx.await.unwrap() })
+                        .wait()
+                        .unwrap()
+                }),
+            ];
+            for (what, entry) in entries {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+                // Spawned first: it needs the runtime's only core to run.
+                let unblocker = tokio::spawn(async move {
+                    ready_rx.await.unwrap();
+                    tx.send(99).unwrap();
+                });
+                let blocker = tokio::spawn(async move {
+                    ready_tx.send(()).unwrap();
+                    entry(rx)
+                });
+                assert_eq!(blocker.await.unwrap(), 99, "{what}");
+                unblocker.await.unwrap();
+            }
+        });
+    });
+}
+
+#[test]
+fn run_leftovers_cancelled_also_when_fut_panics_and_loop_closed_after() {
+    bounded("run_panic_leftovers", || {
+        let drops = DropCounter::new();
+        let d = drops.clone();
+        let r = bridge::run(async move {
+            let tok = d.token();
+            tokio::spawn(async move {
+                let _tok = tok;
+                std::future::pending::<()>().await
+            });
+            tokio::task::yield_now().await;
+            panic!("after spawning");
+        });
+        assert!(matches!(r, Err(Error::Panicked(_))));
+        assert_eq!(drops.count(), 1);
+        // Work spawned through the run loop's handle resolves when run returns.
+        let (h, fut) = bridge::run(async {
+            let h = bridge::get_running_loop().unwrap();
+            let fut = h.spawn(std::future::pending::<u32>());
+            tokio::task::yield_now().await;
+            (h, fut)
+        })
+        .unwrap();
+        assert!(matches!(
+            fut.wait(),
+            Err(Error::Cancelled) | Err(Error::LoopClosed)
+        ));
+        assert!(h.is_closed());
+        assert!(matches!(h.spawn(async { 1 }).wait(), Err(Error::LoopClosed)));
+    });
+}
+
+#[test]
+fn run_takes_a_non_send_future_and_refuses_blocking_on_itself() {
+    bounded("run_local", || {
+        let v = bridge::run(async {
+            let rc = std::rc::Rc::new(5);
+            tokio::task::yield_now().await;
+            *rc
+        });
+        assert_eq!(v.unwrap(), 5);
+        let (blocked, waited) = bridge::run(async {
+            let h = bridge::get_running_loop().unwrap();
+            let blocked = h.block_on(async { 1 });
+            let waited = h.spawn(async { 2 }).wait();
+            (blocked, waited)
+        })
+        .unwrap();
+        assert!(matches!(blocked, Err(Error::WouldDeadlock)), "{blocked:?}");
+        assert!(matches!(waited, Err(Error::WouldDeadlock)), "{waited:?}");
+    });
+}
+
+#[test]
+fn call_blocking_nests_forty_deep() {
+    fn deep(n: u32) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        bridge::call_blocking(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            deep(n - 1) + 1
+        })
+    }
+    bounded("depth40", || assert_eq!(deep(40), 40));
+}
+
+#[test]
+fn concurrent_nesting_with_worker_sockets() {
+    bounded("concurrent_nesting", || {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let rt = common::current_rt();
+                    rt.block_on(async {
+                        nested_call_blocking_with_worker_socket(Ctx::TokioCurrentBlockOn)
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}

@@ -435,3 +435,61 @@ fn many_loops_open_and_close_concurrently() {
         }
     });
 }
+
+/// A task's destructor that needs async work (a common cleanup pattern):
+/// when the loop closes, the destructor runs on the loop's thread while its
+/// runtime shuts down, and the entry points still complete there.
+#[test]
+fn destructors_run_at_close_may_call_the_entry_points() {
+    struct AsyncCleanup(mpsc::Sender<(u32, u32)>);
+    impl Drop for AsyncCleanup {
+        fn drop(&mut self) {
+            let a = bridge::call_blocking(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                1
+            });
+            let b = bridge::block_on_safe(async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                2
+            })
+            .unwrap_or(0);
+            let _ = self.0.send((a, b));
+        }
+    }
+    bounded("cleanup", || {
+        let lp = Loop::new().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let (started_tx, started_rx) = mpsc::channel();
+        let fut = lp.handle().spawn(async move {
+            let _c = AsyncCleanup(tx);
+            started_tx.send(()).unwrap();
+            std::future::pending::<()>().await
+        });
+        started_rx.recv_timeout(common::TIMEOUT).unwrap();
+        drop(lp);
+        assert_eq!(rx.recv_timeout(common::TIMEOUT).unwrap(), (1, 2));
+        assert!(fut.wait().is_err());
+    });
+}
+
+#[test]
+fn loop_is_usable_from_tokio_spawn_inside_it() {
+    bounded("inner_spawn", || {
+        let lp = Loop::builder().name("inner").build().unwrap();
+        let (id, name) = lp
+            .handle()
+            .block_on(async {
+                tokio::spawn(async {
+                    (
+                        bridge::get_running_loop().map(|h| h.id()),
+                        std::thread::current().name().map(str::to_owned),
+                    )
+                })
+                .await
+                .unwrap()
+            })
+            .unwrap();
+        assert_eq!(id.unwrap(), lp.handle().id());
+        assert_eq!(name.as_deref(), Some("inner"));
+    });
+}
