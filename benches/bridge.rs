@@ -653,26 +653,38 @@ fn process_cpu() -> Duration {
     Duration::from_nanos(ns)
 }
 
-/// Process CPU time during `window` of idleness right after a burst of
-/// `call_blocking` hand-offs (the spinning on both sides must stop).
-fn idle_cpu_after_burst(window: Duration) -> (Duration, Duration) {
+/// CPU time of the process over `d` of sleep of this thread.
+fn cpu_over(d: Duration) -> Duration {
+    let t0 = process_cpu();
+    thread::sleep(d);
+    process_cpu().saturating_sub(t0)
+}
+
+/// Process CPU time right after a burst of `call_blocking` hand-offs: over
+/// the first millisecond (where the bounded spin of both sides ends), then
+/// over the rest of `window`; and, for reference, the CPU the measurement
+/// itself costs over one millisecond of a process that was already idle
+/// (the reads of `/proc` and this thread's sleep).
+fn idle_cpu_after_burst(window: Duration) -> (Duration, Duration, Duration) {
+    bridge::call_blocking(async {});
+    thread::sleep(Duration::from_millis(200));
+    let baseline = (0..5)
+        .map(|_| cpu_over(Duration::from_millis(1)))
+        .min()
+        .unwrap_or_default();
     for _ in 0..20_000 {
         black_box(bridge::call_blocking(async { black_box(1u64) }));
     }
-    // The first millisecond: the spin budget (at most 50 us per side) lands here.
-    let t0 = process_cpu();
-    let start = Instant::now();
-    thread::sleep(Duration::from_millis(1));
-    let t1 = process_cpu();
-    let after_first_ms = start.elapsed();
-    thread::sleep(window.saturating_sub(after_first_ms));
-    let t2 = process_cpu();
-    // The sleep of this thread and the reads of /proc cost a little CPU of
-    // their own; they are included (an upper bound).
-    (t1.saturating_sub(t0), t2.saturating_sub(t1))
+    let first_ms = cpu_over(Duration::from_millis(1));
+    let rest = cpu_over(window.saturating_sub(Duration::from_millis(1)));
+    (baseline, first_ms, rest)
 }
 
 struct Extra {
+    load_before: String,
+    load_after: String,
+    cpu_model: String,
+    idle_baseline_ms_ns: u128,
     idle_first_ms_ns: u128,
     idle_rest_ns: u128,
     idle_window_ms: u128,
@@ -810,11 +822,34 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
     out
 }
 
-fn extra_report() -> Extra {
+/// The 1, 5 and 15 minute load averages: how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().replace('"', "'"))
+        })
+        .unwrap_or_default()
+}
+
+fn extra_report(load_before: String) -> Extra {
     let window = Duration::from_secs(1);
-    let (first, rest) = idle_cpu_after_burst(window);
+    let (baseline, first, rest) = idle_cpu_after_burst(window);
     let allocs = measure_allocs();
     Extra {
+        load_before,
+        load_after: load_average(),
+        cpu_model: cpu_model(),
+        idle_baseline_ms_ns: baseline.as_nanos(),
         idle_first_ms_ns: first.as_nanos(),
         idle_rest_ns: rest.as_nanos(),
         idle_window_ms: window.as_millis(),
@@ -824,10 +859,16 @@ fn extra_report() -> Extra {
 }
 
 fn write_extra(e: &Extra) {
-    println!("\nidle CPU after a burst of 20000 call_blocking hand-offs:");
     println!(
-        "  first 1 ms: {:.1} us of CPU; the rest of the {} ms window: {:.1} us of CPU",
+        "\n{} cores ({}); load average before the run: {}, after: {}",
+        e.cores, e.cpu_model, e.load_before, e.load_after
+    );
+    println!("idle CPU after a burst of 20000 call_blocking hand-offs:");
+    println!(
+        "  first 1 ms: {:.1} us of CPU (the measurement alone: {:.1} us); \
+         the rest of the {} ms window: {:.1} us of CPU",
         e.idle_first_ms_ns as f64 / 1e3,
+        e.idle_baseline_ms_ns as f64 / 1e3,
         e.idle_window_ms,
         e.idle_rest_ns as f64 / 1e3
     );
@@ -841,9 +882,13 @@ fn write_extra(e: &Extra) {
         .map(|(k, v)| format!("    \"{k}\": {v}"))
         .collect();
     let json = format!(
-        "{{\n  \"cores\": {},\n  \"idle_window_ms\": {},\n  \"idle_first_ms_cpu_ns\": {},\n  \"idle_rest_cpu_ns\": {},\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
+        "{{\n  \"cores\": {},\n  \"cpu_model\": \"{}\",\n  \"load_before\": \"{}\",\n  \"load_after\": \"{}\",\n  \"idle_window_ms\": {},\n  \"idle_baseline_ms_cpu_ns\": {},\n  \"idle_first_ms_cpu_ns\": {},\n  \"idle_rest_cpu_ns\": {},\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
         e.cores,
+        e.cpu_model,
+        e.load_before,
+        e.load_after,
         e.idle_window_ms,
+        e.idle_baseline_ms_ns,
         e.idle_first_ms_ns,
         e.idle_rest_ns,
         allocs.join(",\n")
@@ -867,10 +912,11 @@ criterion_group! {
 }
 
 fn main() {
+    let load_before = load_average();
     benches();
     // `cargo test --benches` runs this binary in test mode: skip the extras.
     if std::env::args().any(|a| a == "--bench") {
-        write_extra(&extra_report());
+        write_extra(&extra_report(load_before));
     }
     Criterion::default().configure_from_args().final_summary();
 }

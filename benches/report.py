@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Regenerates the results of `cargo bench --bench bridge` as ratios.
+
+Reads criterion's `target/criterion/**/new/{benchmark,estimates}.json` and the
+extras the bench binary writes (`target/criterion/bridge-extra.json`: idle CPU,
+allocations per operation, core count, load), then
+
+* prints a markdown results table: each of ours beside its best peer and the
+  floor, as ratios of medians from the same run, and the issue-3 targets;
+* writes an SVG plot of round-trip latency vs number of calling threads;
+* with `--readme PATH`, replaces the text between the `<!-- results:begin -->`
+  and `<!-- results:end -->` markers of that file with the table.
+
+Standard library only. Usage (from the repository root):
+
+    cargo bench --bench bridge
+    python3 benches/report.py --readme benches/README.md --svg benches/contention.svg
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+
+# The floor every hand-off is compared with: crossbeam bounded(1) ping-pong.
+FLOOR = "floor/crossbeam_bounded1"
+PARK_FLOOR = "floor/park_unpark"
+
+# Which peers are like-for-like for an entry of ours, where not all of the
+# group's peers are (a ready future against ready futures, a fresh loop per
+# call against a fresh runtime per call, a sync wait against a sync wait).
+PEERS = {
+    "inline/ours/block_on_safe_ready": [
+        "inline/peer/pollster_ready",
+        "inline/peer/futures_executor_ready",
+        "inline/peer/tokio_reused_rt_ready",
+    ],
+    "inline/ours/block_on_safe_yield": [
+        "inline/peer/pollster_yield",
+        "inline/peer/futures_executor_yield",
+        "inline/peer/tokio_reused_rt_yield",
+    ],
+    "inline/ours/run_ready": ["inline/peer/tokio_new_rt_per_call"],
+    "submit/ours/run_coroutine_threadsafe_wait": ["submit/peer/tokio_spawn_join_wait"],
+    "submit/ours/run_coroutine_threadsafe_await": ["submit/peer/tokio_spawn_join_await"],
+}
+
+GROUP_ORDER = ["floor", "handoff", "inline", "submit", "executor", "contention", "debug"]
+
+
+def load(root):
+    """full_id -> {group, function, median_ns, lo_ns, hi_ns}"""
+    out = {}
+    for bench in glob.glob(os.path.join(root, "**", "new", "benchmark.json"), recursive=True):
+        est_path = os.path.join(os.path.dirname(bench), "estimates.json")
+        if not os.path.exists(est_path):
+            continue
+        with open(bench) as f:
+            meta = json.load(f)
+        with open(est_path) as f:
+            est = json.load(f)
+        med = est["median"]
+        out[meta["full_id"]] = {
+            "group": meta["group_id"],
+            "function": meta["function_id"] or "",
+            "value": meta.get("value_str"),
+            "median": med["point_estimate"],
+            "lo": med["confidence_interval"]["lower_bound"],
+            "hi": med["confidence_interval"]["upper_bound"],
+        }
+    return out
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "-"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} us"
+    return f"{ns:.1f} ns"
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "-"
+    if r >= 100:
+        return f"{r:.0f}x"
+    if r >= 10:
+        return f"{r:.1f}x"
+    return f"{r:.2f}x"
+
+
+def is_ours(fid):
+    """`group/ours/name`, or (the executor bench's style) `group/bridge ...`."""
+    parts = fid.split("/")
+    return "ours" in parts[1:-1] or parts[-1].startswith("bridge ")
+
+
+def is_peer(fid):
+    parts = fid.split("/")
+    return "peer" in parts[1:-1] or (
+        not is_ours(fid) and not any(p in ("ours", "peer") for p in parts)
+    )
+
+
+def tail(fid):
+    """What an entry measures, without whose it is: `bridge run_in_executor
+    round trip` and `tokio spawn_blocking round trip` both give `round trip`."""
+    words = fid.split("/")[-1].split(" ")
+    return " ".join(words[2:]) if len(words) > 2 else None
+
+
+def group_key(group):
+    head = group.split("/")[0]
+    rank = GROUP_ORDER.index(head) if head in GROUP_ORDER else len(GROUP_ORDER)
+    tail = group.split("/", 1)[1] if "/" in group else ""
+    return (rank, int(tail) if tail.isdigit() else 0, group)
+
+
+def peers_for(fid, entry, data):
+    if fid in PEERS:
+        return [p for p in PEERS[fid] if p in data]
+    same_group = [
+        k for k, v in data.items() if v["group"] == entry["group"] and is_peer(k)
+    ]
+    t = tail(fid)
+    if t is not None:
+        return [k for k in same_group if tail(k) == t]
+    return same_group
+
+
+def allocs_of(extra, fid):
+    a = extra.get("allocs_per_op", {}).get(fid)
+    if a is None:
+        return "-"
+    return f"{a:.2f}".rstrip("0").rstrip(".") if a != int(a) else str(int(a))
+
+
+def table(data, extra):
+    floor = data.get(FLOOR, {}).get("median")
+    park = data.get(PARK_FLOOR, {}).get("median")
+    lines = []
+    lines.append(
+        "| benchmark | median | best like-for-like peer | peer median | ours / peer "
+        "| ours / crossbeam floor | ours / park floor | allocs/op (ours, peer) |"
+    )
+    lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
+    groups = sorted({v["group"] for v in data.values()}, key=group_key)
+    for g in groups:
+        if g == "floor":
+            continue
+        for fid in sorted(k for k, v in data.items() if v["group"] == g and is_ours(k)):
+            e = data[fid]
+            peers = peers_for(fid, e, data)
+            best = min(peers, key=lambda p: data[p]["median"]) if peers else None
+            pm = data[best]["median"] if best else None
+            # Contention figures are per call over all threads: per-thread
+            # round trip is N times that; the floor compares round trips.
+            n = int(g.split("/")[1]) if g.startswith("contention/") else 1
+            rt = e["median"] * n
+            # Floor ratios only for a round trip between two threads.
+            hop = g in ("handoff", "submit") or g == "contention/1"
+            lines.append(
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |".format(
+                    fid,
+                    fmt_time(e["median"]),
+                    f"`{best.split('/')[-1]}`" if best else "-",
+                    fmt_time(pm),
+                    fmt_ratio(e["median"] / pm) if pm else "-",
+                    fmt_ratio(rt / floor) if floor and hop else "-",
+                    fmt_ratio(rt / park) if park and hop else "-",
+                    "{}, {}".format(allocs_of(extra, fid), allocs_of(extra, best) if best else "-"),
+                )
+            )
+    return "\n".join(lines)
+
+
+def floor_table(data):
+    lines = ["| floor (round trip between two threads) | median |", "|---|---:|"]
+    for fid in ["floor/spin", "floor/crossbeam_bounded1", "floor/park_unpark"]:
+        if fid in data:
+            lines.append(f"| `{fid}` | {fmt_time(data[fid]['median'])} |")
+    return "\n".join(lines)
+
+
+def peers_table(data, extra):
+    lines = ["| peer | median | allocs/op |", "|---|---:|---:|"]
+    for g in sorted({v["group"] for v in data.values()}, key=group_key):
+        if g.startswith("contention/") or g == "floor":
+            continue
+        for fid in sorted(k for k, v in data.items() if v["group"] == g and not is_ours(k)):
+            if not is_peer(fid):
+                continue
+            lines.append(f"| `{fid}` | {fmt_time(data[fid]['median'])} | {allocs_of(extra, fid)} |")
+    return "\n".join(lines)
+
+
+def check(name, value, limit, better_low=True, unit="x"):
+    if value is None:
+        return f"| {name} | not measured | {limit}{unit} | - |"
+    ok = value <= limit if better_low else value >= limit
+    return f"| {name} | {value:.2f}{unit} | {'<=' if better_low else '>='} {limit}{unit} | {'met' if ok else '**missed**'} |"
+
+
+def targets(data, extra):
+    def med(k):
+        return data.get(k, {}).get("median")
+
+    lines = ["| issue 3 target | measured | target | |", "|---|---:|---:|---|"]
+    cb, fl, pk = med("handoff/ours/call_blocking"), med(FLOOR), med(PARK_FLOOR)
+    lines.append(check("`call_blocking(ready)` / crossbeam bounded(1) ping-pong",
+                       cb / fl if cb and fl else None, 2.0))
+    lines.append(check("fallback: `call_blocking(ready)` / park-unpark ping-pong",
+                       cb / pk if cb and pk else None, 1.0))
+    a = extra.get("allocs_per_op", {}).get("handoff/ours/call_blocking")
+    lines.append(check("`call_blocking(ready)` allocations per call", a, 1.0, unit=""))
+    bs, rt = med("inline/ours/block_on_safe_ready"), med("inline/peer/tokio_reused_rt_ready")
+    lines.append(check("`block_on_safe(ready)`, no loop / reused current-thread `Runtime::block_on`",
+                       bs / rt if bs and rt else None, 1.0))
+    a = extra.get("allocs_per_op", {}).get("inline/ours/block_on_safe_ready")
+    lines.append(check("`block_on_safe(ready)` allocations per call (warm)", a, 0.0, unit=""))
+    o8, p8 = med("contention/8/ours/call_blocking"), med("contention/8/peer/tokio_spawn_oneshot")
+    lines.append(check("8 threads: `call_blocking` throughput / `Handle::spawn`+`oneshot` throughput",
+                       p8 / o8 if o8 and p8 else None, 1.5, better_low=False))
+    if "idle_rest_cpu_ns" in extra:
+        idle_us = extra["idle_rest_cpu_ns"] / 1e3
+        lines.append(
+            f"| process CPU over {extra['idle_window_ms'] - 1} ms of idleness after a burst "
+            f"| {idle_us:.0f} us ({idle_us / 10 / (extra['idle_window_ms'] - 1):.3f}% of a core) "
+            f"| ~0 | {'met' if idle_us < 1000 else '**missed**'} |"
+        )
+        spin = (extra["idle_first_ms_cpu_ns"] - extra.get("idle_baseline_ms_cpu_ns", 0)) / 1e3
+        lines.append(
+            f"| process CPU in the first 1 ms after the burst, less the measurement's own "
+            f"({extra.get('idle_baseline_ms_cpu_ns', 0) / 1e3:.0f} us): the spin winding down "
+            f"| {spin:.0f} us | <= 100 us (<= 50 us spin per side) "
+            f"| {'met' if spin <= 100 else '**missed**'} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# The plot: per-thread round-trip latency vs calling threads, log y axis.
+
+COLORS = ["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf"]
+
+
+def svg_plot(data):
+    series = {}
+    for fid, e in data.items():
+        if not e["group"].startswith("contention/"):
+            continue
+        n = int(e["group"].split("/")[1])
+        name = fid.split("/", 2)[2]  # "ours/call_blocking"
+        # Per call over all threads times N: what one calling thread waits.
+        series.setdefault(name, []).append((n, e["median"] * n))
+    if not series:
+        return None
+    for s in series.values():
+        s.sort()
+    xs = sorted({n for s in series.values() for n, _ in s})
+    ys = [v for s in series.values() for _, v in s]
+    ymin, ymax = min(ys), max(ys)
+    lo = 10 ** math.floor(math.log10(ymin))
+    hi = 10 ** math.ceil(math.log10(ymax))
+    W, H, L, R, T, B = 760, 460, 70, 250, 40, 50
+    pw, ph = W - L - R, H - T - B
+
+    def px(n):
+        i = xs.index(n)
+        return L + (pw * i / (len(xs) - 1) if len(xs) > 1 else pw / 2)
+
+    def py(v):
+        return T + ph * (1 - (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)))
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        f'<text x="{L}" y="22" font-size="14">Round-trip latency per calling thread '
+        f'(median; log scale) vs calling threads</text>',
+    ]
+    d = lo
+    while d <= hi * 1.0001:
+        y = py(d)
+        out.append(f'<line x1="{L}" y1="{y:.1f}" x2="{L + pw}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{L - 6}" y="{y + 4:.1f}" text-anchor="end">{fmt_time(d)}</text>')
+        d *= 10
+    for n in xs:
+        x = px(n)
+        out.append(f'<line x1="{x:.1f}" y1="{T}" x2="{x:.1f}" y2="{T + ph}" stroke="#eee"/>')
+        out.append(f'<text x="{x:.1f}" y="{T + ph + 18}" text-anchor="middle">{n}</text>')
+    out.append(f'<text x="{L + pw / 2}" y="{H - 10}" text-anchor="middle">calling threads</text>')
+    out.append(f'<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        color = COLORS[i % len(COLORS)]
+        dash = "" if name.startswith("ours") else ' stroke-dasharray="6,4"'
+        path = " ".join(f"{px(n):.1f},{py(v):.1f}" for n, v in pts)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        for n, v in pts:
+            out.append(f'<circle cx="{px(n):.1f}" cy="{py(v):.1f}" r="3" fill="{color}"/>')
+        ly = T + 14 + 20 * i
+        out.append(f'<line x1="{L + pw + 15}" y1="{ly - 4}" x2="{L + pw + 40}" y2="{ly - 4}" '
+                   f'stroke="{color}" stroke-width="2"{dash}/>')
+        out.append(f'<text x="{L + pw + 46}" y="{ly}">{name}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--criterion", default=os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", "target"), "criterion"))
+    ap.add_argument("--svg", default="benches/contention.svg")
+    ap.add_argument("--readme", help="rewrite the results section of this file")
+    args = ap.parse_args()
+
+    data = load(args.criterion)
+    if not data:
+        sys.exit(f"no criterion results under {args.criterion}: run `cargo bench --bench bridge`")
+    extra = {}
+    extra_path = os.path.join(args.criterion, "bridge-extra.json")
+    if os.path.exists(extra_path):
+        with open(extra_path) as f:
+            extra = json.load(f)
+
+    parts = []
+    if extra:
+        parts.append(
+            f"Machine: {extra.get('cores', '?')} cores ({extra.get('cpu_model', '?')}); "
+            f"load average (1/5/15 min) before the run {extra.get('load_before', '?')}, "
+            f"after {extra.get('load_after', '?')}."
+        )
+    parts += ["### Targets", targets(data, extra), "### Floor", floor_table(data),
+              "### Ours beside the peers",
+              "Medians. *ours / peer* below 1 means ours is faster. Contention rows: time per "
+              "call over all threads (inverse throughput); the plot shows per-thread round trips.",
+              table(data, extra), "### Peers", peers_table(data, extra)]
+    text = "\n\n".join(parts) + "\n"
+    print(text)
+
+    svg = svg_plot(data)
+    if svg and args.svg:
+        with open(args.svg, "w") as f:
+            f.write(svg)
+        print(f"plot written: {args.svg}", file=sys.stderr)
+
+    if args.readme:
+        with open(args.readme) as f:
+            readme = f.read()
+        begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+        if begin not in readme or end not in readme:
+            sys.exit(f"{args.readme} has no {begin} ... {end} markers")
+        head, rest = readme.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        with open(args.readme, "w") as f:
+            f.write(head + begin + "\n" + text + end + tail)
+        print(f"results written into {args.readme}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
