@@ -445,7 +445,8 @@ impl Shared {
     /// The body of every pool thread.
     fn work(self: Arc<Self>) {
         drop(self.handles.lock()); // see `spawn_thread`
-        let _home = (self.config.home != 0).then(|| registry::enter(Marked::Nothing, self.config.home));
+        let _home =
+            (self.config.home != 0).then(|| registry::enter(Marked::Nothing, self.config.home));
         CURRENT_POOL.with(|c| c.set(self.id));
         let mut next = self.counts.after_job();
         loop {
@@ -534,7 +535,9 @@ impl Shared {
 
     /// Whether the calling thread is one of this pool's.
     pub(crate) fn is_own_thread(&self) -> bool {
-        CURRENT_POOL.try_with(|c| c.get() == self.id).unwrap_or(false)
+        CURRENT_POOL
+            .try_with(|c| c.get() == self.id)
+            .unwrap_or(false)
     }
 
     /// Closes, then blocks until every thread has left and joins them. On
@@ -556,4 +559,3 @@ impl Shared {
         }
     }
 }
-
