@@ -57,7 +57,8 @@ struct Directory {
 impl Directory {
     fn start(users: usize) -> Directory {
         let (tx, mut rx) = mpsc::channel::<(String, oneshot::Sender<Option<User>>)>(256);
-        let table: HashMap<String, User> = (0..users).map(|n| (format!("user{n}"), user(n))).collect();
+        let table: HashMap<String, User> =
+            (0..users).map(|n| (format!("user{n}"), user(n))).collect();
         drop(bridge::worker_loop().spawn(async move {
             while let Some((id, reply)) = rx.recv().await {
                 let found = table.get(&id).cloned();
@@ -182,7 +183,10 @@ fn note_threads(part: &str, last: Option<()>) {
         return;
     }
     let t = std::thread::current();
-    println!("  first request: {part:<17} ran on thread {:?}", t.name().unwrap_or("?"));
+    println!(
+        "  first request: {part:<17} ran on thread {:?}",
+        t.name().unwrap_or("?")
+    );
     if last.is_some() {
         SHOWN.store(true, Ordering::Relaxed);
     }
@@ -194,7 +198,10 @@ fn note_threads(part: &str, last: Option<()>) {
 fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let status = raw
@@ -245,7 +252,10 @@ fn load(addr: SocketAddr, n: usize, clients: usize) -> (Vec<Duration>, Vec<Strin
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().expect("client thread")).collect()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("client thread"))
+            .collect()
     });
     let wall = started.elapsed();
     let (mut lat, mut failed) = (Vec::new(), Vec::new());
@@ -325,7 +335,9 @@ async fn main() {
     }
     match missing {
         Ok((404, body)) => print!("GET /profile/nobody -> 404 {body}"),
-        Ok((status, body)) => failed.push(format!("/profile/nobody: wanted 404, got {status} {body:?}")),
+        Ok((status, body)) => failed.push(format!(
+            "/profile/nobody: wanted 404, got {status} {body:?}"
+        )),
         Err(e) => failed.push(format!("/profile/nobody: {e}")),
     }
     println!(

@@ -47,7 +47,9 @@ struct DropReporter {
 impl Drop for DropReporter {
     fn drop(&mut self) {
         let thread = std::thread::current().name().unwrap_or("?").to_owned();
-        let _ = self.tx.send(format!("{} dropped on thread {thread:?}", self.what));
+        let _ = self
+            .tx
+            .send(format!("{} dropped on thread {thread:?}", self.what));
     }
 }
 
@@ -68,14 +70,25 @@ fn main() -> Result<(), Error> {
     println!("started loop {:?} (id {})", bg.name(), bg.id());
 
     // 1. Submit several loads; each returns at once with a ConcurrentFuture.
-    let files = ["Cargo.toml", "README.md", "examples/background_loop.rs", "bridge/lib.rs"];
+    let files = [
+        "Cargo.toml",
+        "README.md",
+        "examples/background_loop.rs",
+        "bridge/lib.rs",
+    ];
     let mut pending: BTreeMap<&str, ConcurrentFuture<std::io::Result<Loaded>>> = BTreeMap::new();
     for (i, file) in files.iter().enumerate() {
         let path = format!("{root}/{file}");
         let delay = Duration::from_millis(30 + 40 * i as u64);
-        pending.insert(file, bridge::run_coroutine_threadsafe(load(path, delay), &bg));
+        pending.insert(
+            file,
+            bridge::run_coroutine_threadsafe(load(path, delay), &bg),
+        );
     }
-    println!("submitted {} loads; the main thread goes on drawing frames", pending.len());
+    println!(
+        "submitted {} loads; the main thread goes on drawing frames",
+        pending.len()
+    );
 
     // 2. Work that the UI will stop caring about: a long "preview render".
     let (drop_tx, drop_rx) = mpsc::channel();
@@ -179,8 +192,13 @@ fn main() -> Result<(), Error> {
         let _ = cb_tx.send(thread);
     });
     let _ = go_tx.send(());
-    let cb_thread = cb_rx.recv_timeout(Duration::from_secs(5)).expect("callback runs");
-    println!("add_done_callback ran on thread {cb_thread:?}; result {:?}", ping.wait()?);
+    let cb_thread = cb_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("callback runs");
+    println!(
+        "add_done_callback ran on thread {cb_thread:?}; result {:?}",
+        ping.wait()?
+    );
 
     // 6. Shut down with work still in flight: dropping the Loop cancels it,
     //    runs its destructors and joins the thread; nothing hangs.
@@ -199,7 +217,9 @@ fn main() -> Result<(), Error> {
     drop(lp);
     println!(
         "dropped the loop: {}; unfinished task resolved to {:?}; is_closed() = {}",
-        drop_rx.recv_timeout(Duration::from_secs(5)).expect("dropped at close"),
+        drop_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("dropped at close"),
         left.wait(),
         bg.is_closed()
     );
@@ -209,5 +229,8 @@ fn main() -> Result<(), Error> {
 }
 
 fn loop_names() -> Vec<String> {
-    bridge::loops().iter().map(|l| l.name().to_owned()).collect()
+    bridge::loops()
+        .iter()
+        .map(|l| l.name().to_owned())
+        .collect()
 }

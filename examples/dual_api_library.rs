@@ -242,10 +242,14 @@ async fn inside_tokio_main(kv: &kvclient::blocking::Client, addr: SocketAddr) {
     // its own, which tokio forbids inside an async context.
     let silent = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(|| reqwest::blocking::get("http://127.0.0.1:9/").map(|_| ()));
+    let outcome =
+        std::panic::catch_unwind(|| reqwest::blocking::get("http://127.0.0.1:9/").map(|_| ()));
     std::panic::set_hook(silent);
     match outcome {
-        Err(p) => println!("   reqwest::blocking::get      -> panicked: {:?}", panic_text(&*p)),
+        Err(p) => println!(
+            "   reqwest::blocking::get      -> panicked: {:?}",
+            panic_text(&*p)
+        ),
         Ok(r) => println!(
             "   reqwest::blocking::get      -> returned {:?} (release builds skip reqwest's \
              check and block this runtime's thread instead)",
@@ -290,8 +294,14 @@ fn main() {
     // 1. Plain main: no runtime anywhere on this thread.
     println!("\n1. plain main (running loop: {:?})", running());
     kv.set("greeting", "hello").expect("kv request");
-    println!("   set greeting=hello; get greeting -> {:?}", kv.get("greeting").expect("kv request"));
-    println!("   get missing -> {:?}", kv.get("missing").expect("kv request"));
+    println!(
+        "   set greeting=hello; get greeting -> {:?}",
+        kv.get("greeting").expect("kv request")
+    );
+    println!(
+        "   get missing -> {:?}",
+        kv.get("missing").expect("kv request")
+    );
     println!(
         "   bad input is an error, not a panic: {}",
         kv.set("two words", "x").unwrap_err()
@@ -312,14 +322,19 @@ fn main() {
                     let key = format!("t{t}-k{}", i % 10);
                     let value = format!("{i}");
                     kv.set(&key, &value).expect("kv request");
-                    assert_eq!(kv.get(&key).expect("kv request").as_deref(), Some(value.as_str()));
+                    assert_eq!(
+                        kv.get(&key).expect("kv request").as_deref(),
+                        Some(value.as_str())
+                    );
                 }
             });
         }
     });
     let elapsed = t0.elapsed();
     let ops = threads * ops_per_thread * 2;
-    println!("\n3. {threads} threads x {ops_per_thread} set+get pairs through one blocking::Client");
+    println!(
+        "\n3. {threads} threads x {ops_per_thread} set+get pairs through one blocking::Client"
+    );
     println!(
         "   {ops} requests in {elapsed:.2?} = {:.0} requests/s; every value read back matched",
         ops as f64 / elapsed.as_secs_f64()

@@ -86,17 +86,26 @@ fn handle(client: &reqwest::Client, upstream: SocketAddr, path: &str) -> (u16, S
     };
     let url = format!("http://{upstream}{upstream_path}");
     let client = client.clone(); // a clone shares the one pool
-    // The only line that touches async: run it on the worker loop and wait.
+                                 // The only line that touches async: run it on the worker loop and wait.
     let result = bridge::call_blocking(async move {
         tokio::time::timeout(UPSTREAM_TIMEOUT, async {
-            client.get(url).send().await?.error_for_status()?.text().await
+            client
+                .get(url)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await
         })
         .await
     });
     match result {
         Ok(Ok(price)) => (200, format!("{path}: price {price}\n")),
         Ok(Err(e)) => (502, format!("upstream failed: {e}\n")),
-        Err(_elapsed) => (504, format!("upstream took longer than {UPSTREAM_TIMEOUT:?}\n")),
+        Err(_elapsed) => (
+            504,
+            format!("upstream took longer than {UPSTREAM_TIMEOUT:?}\n"),
+        ),
     }
 }
 
@@ -115,7 +124,10 @@ fn serve_forever(server: Arc<tiny_http::Server>, client: reqwest::Client, upstre
 fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
     let status = raw
@@ -154,7 +166,10 @@ fn load(addr: SocketAddr, n: usize, clients: usize) -> (Vec<Duration>, Vec<Strin
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().expect("client thread")).collect()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("client thread"))
+            .collect()
     });
     let wall = started.elapsed();
     let (mut lat, mut failed) = (Vec::new(), Vec::new());
@@ -208,7 +223,9 @@ fn parse_args() -> Args {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: sync_web_handler [--self-test N | --serve] [--threads T] [--clients M]");
+    eprintln!(
+        "{problem}\nusage: sync_web_handler [--self-test N | --serve] [--threads T] [--clients M]"
+    );
     std::process::exit(2)
 }
 
@@ -282,7 +299,9 @@ fn main() {
             "GET /quote/slow -> 504 after {:.2?} (tokio::time::timeout {UPSTREAM_TIMEOUT:?})",
             t0.elapsed()
         ),
-        Ok((status, body)) => failed.push(format!("/quote/slow: wanted 504, got {status} {body:?}")),
+        Ok((status, body)) => {
+            failed.push(format!("/quote/slow: wanted 504, got {status} {body:?}"))
+        }
         Err(e) => failed.push(format!("/quote/slow: {e}")),
     }
 
