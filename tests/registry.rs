@@ -67,7 +67,10 @@ fn enter_foreign_nests_and_restores(ctx: Ctx) {
             ));
             // A foreign executor is a loop: `run` refuses, `get_running_loop` has none.
             assert!(matches!(bridge::run(async {}), Err(Error::NestedLoop)));
-            assert!(matches!(bridge::get_running_loop(), Err(Error::NoRunningLoop)));
+            assert!(matches!(
+                bridge::get_running_loop(),
+                Err(Error::NoRunningLoop)
+            ));
             // And block_on_safe still completes (hands off).
             assert_eq!(bridge::block_on_safe(async { 3 }).unwrap(), 3);
         }
@@ -255,14 +258,14 @@ fn loop_info_tasks_counts_live_tasks() {
             })
             .collect();
         // Also a task spawned with tokio::spawn from inside the loop counts.
-        let inner = lp
-            .handle()
+        lp.handle()
             .block_on({
                 let mut rx = rx.clone();
                 async move {
-                    tokio::spawn(async move {
+                    // Detached: it ends when the watch says go.
+                    drop(tokio::spawn(async move {
                         let _ = rx.wait_for(|go| *go).await;
-                    })
+                    }));
                 }
             })
             .unwrap();
@@ -275,7 +278,6 @@ fn loop_info_tasks_counts_live_tasks() {
         for f in futs {
             f.wait().unwrap();
         }
-        drop(inner);
         eventually("tasks() drops back to 0", || info().tasks() == 0);
     });
 }
@@ -287,9 +289,10 @@ fn worker_thread_id_is_the_thread_driving_it() {
         let info = move || bridge::loops().into_iter().find(|l| l.id() == w).unwrap();
         // From inside a worker task: the thread polling it is the one driving it.
         for _ in 0..10 {
-            let ok = bridge::call_blocking(async move {
-                info().thread_id() == std::thread::current().id()
-            });
+            let ok =
+                bridge::call_blocking(
+                    async move { info().thread_id() == std::thread::current().id() },
+                );
             assert!(ok, "worker thread_id is the thread running its task");
         }
     });
@@ -306,12 +309,16 @@ fn worker_thread_id_follows_the_core_when_nested() {
         // The outer call blocks its thread, so the core moves elsewhere.
         let (outer, inner, reported) = bridge::call_blocking(async move {
             let outer = std::thread::current().id();
-            let (inner, reported) = bridge::call_blocking(async move {
-                (std::thread::current().id(), info().thread_id())
-            });
+            let (inner, reported) =
+                bridge::call_blocking(
+                    async move { (std::thread::current().id(), info().thread_id()) },
+                );
             (outer, inner, reported)
         });
-        assert_ne!(outer, inner, "a nested call runs on the thread that took the core");
+        assert_ne!(
+            outer, inner,
+            "a nested call runs on the thread that took the core"
+        );
         assert_eq!(reported, inner, "thread_id() follows the core");
     });
 }
@@ -332,7 +339,10 @@ fn futures_executor_and_tokio_detection_without_our_guards() {
                 Some(RunningLoop::Tokio(h)) => h,
                 other => panic!("{other:?}"),
             };
-            assert_eq!(h.runtime_flavor(), tokio::runtime::RuntimeFlavor::CurrentThread);
+            assert_eq!(
+                h.runtime_flavor(),
+                tokio::runtime::RuntimeFlavor::CurrentThread
+            );
             // The handle is the user's runtime: spawning on it works.
             assert_eq!(h.spawn(async { 5 }).await.unwrap(), 5);
         });
