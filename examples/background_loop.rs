@@ -109,7 +109,7 @@ fn main() -> Result<(), Error> {
     let frame = Duration::from_millis(16);
     let mut frames = 0u32;
     let mut preview_dropped = false;
-    while !pending.is_empty() {
+    while !pending.is_empty() || !preview.cancelled() {
         frames += 1;
         let finished: Vec<&str> = pending
             .iter()
@@ -130,7 +130,7 @@ fn main() -> Result<(), Error> {
                 Err(e) => println!("frame {frames:3}: {name} did not run: {e}"),
             }
         }
-        if frames == 3 {
+        if frames >= 3 && !preview.cancelled() {
             // The user navigated away: the preview is no longer needed.
             let accepted = preview.cancel();
             println!(
