@@ -173,7 +173,7 @@ impl Executor {
     pub fn single_thread(name: &str) -> Executor {
         Executor::from_config(Config {
             max_threads: 1,
-            name: ThreadName::Exact(name.to_owned()),
+            name: ThreadName::Exact(thread_name(name)),
             idle_timeout: None,
             stack_size: None,
             home: registry::next_id(),
@@ -476,12 +476,18 @@ impl ExecutorBuilder {
     pub fn build(self) -> Executor {
         Executor::from_config(Config {
             max_threads: self.max_threads.clamp(1, MAX_THREADS),
-            name: ThreadName::Prefix(self.name),
+            name: ThreadName::Prefix(thread_name(&self.name)),
             idle_timeout: self.idle_timeout,
             stack_size: self.stack_size,
             home: 0,
         })
     }
+}
+
+/// A thread name the OS accepts: without NUL bytes (which would make the
+/// spawn panic inside `run`).
+fn thread_name(name: &str) -> String {
+    name.replace('\0', "")
 }
 
 /// The default executor's bound, as Python's: min(32, cores + 4).

@@ -28,10 +28,16 @@
 //! Every thread runs one job at a time and `threads <= max`, so no more than
 //! `max` jobs ever run at once.
 //!
+//! A thread takes its next step (`after_job`) right after the closure returns
+//! and *before* the job's outcome is published: a submitter that waits for
+//! one result and then submits again finds the thread already counted idle,
+//! so a caller doing one job at a time never makes the pool grow.
+//!
 //! # Sleeping and waking
 //!
 //! An idle thread spins for a short adaptive budget ([`park::spin_until`]),
-//! watching the state word; only then it registers in `sleepers` under the
+//! watching the state word (at most half the cores' worth of idle threads
+//! spin at once; the others park at once); only then it registers in `sleepers` under the
 //! sleep lock, re-reads the state word, and parks on a condvar (with the idle
 //! timeout). A submitter, after its `admit`, reads `sleepers` and wakes one
 //! only if more jobs are queued than there are idle threads still spinning.
@@ -320,6 +326,10 @@ pub(crate) struct Shared {
     handles: Mutex<Vec<JoinHandle<()>>>,
     /// For thread names.
     spawned: AtomicUsize,
+    /// Idle threads spinning now, and how many may: spinning idle threads
+    /// beyond half the cores would only take CPU from the threads with work.
+    spinning: AtomicUsize,
+    spin_cap: usize,
 }
 
 impl Shared {
@@ -340,6 +350,8 @@ impl Shared {
             exited: Condvar::new(),
             handles: Mutex::new(Vec::new()),
             spawned: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
+            spin_cap: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
 
@@ -470,10 +482,7 @@ impl Shared {
     /// An idle thread (counted in `waiting`) until it has work or leaves.
     fn wait_for_work(&self) -> Next {
         loop {
-            let found = park::spin_until(|| {
-                let s = self.counts.snapshot();
-                s.queued() > 0 || s.is_closed()
-            });
+            let found = self.spin_for_work();
             let woke = if found { Woke::Work } else { self.sleep() };
             if let Woke::TimedOut = woke {
                 if self.counts.retire() {
@@ -484,6 +493,31 @@ impl Shared {
                 return next;
             }
         }
+    }
+
+    /// Spins for work, if fewer than `spin_cap` idle threads spin already.
+    /// Returns whether work (or the close) showed up.
+    fn spin_for_work(&self) -> bool {
+        // ORDERING: Relaxed: a soft cap on CPU use; nothing is published
+        // through this count and a stale value only spins one thread more or
+        // less.
+        let claimed = self
+            .spinning
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.spin_cap).then_some(n + 1)
+            })
+            .is_ok();
+        if !claimed {
+            let s = self.counts.snapshot();
+            return s.queued() > 0 || s.is_closed();
+        }
+        let found = park::spin_until(|| {
+            let s = self.counts.snapshot();
+            s.queued() > 0 || s.is_closed()
+        });
+        // ORDERING: Relaxed, as above.
+        self.spinning.fetch_sub(1, Ordering::Relaxed);
+        found
     }
 
     /// Parks this idle thread until woken or the idle timeout.
