@@ -28,9 +28,7 @@ fn call_blocking_timer_and_tcp(_ctx: Ctx) {
 every_context!(call_blocking_io, call_blocking_timer_and_tcp);
 
 fn call_blocking_runs_on_the_worker(_ctx: Ctx) {
-    let name = bridge::call_blocking(async {
-        std::thread::current().name().map(str::to_owned)
-    });
+    let name = bridge::call_blocking(async { std::thread::current().name().map(str::to_owned) });
     assert_eq!(name.as_deref(), Some("bridge-worker"));
     let id = bridge::call_blocking(async { bridge::get_running_loop().map(|h| h.id()) });
     assert_eq!(id.unwrap(), bridge::worker_loop().id());
@@ -60,10 +58,14 @@ fn panics_come_back(_ctx: Ctx) {
         bridge::call_blocking(async { panic!("cb-boom {}", std::hint::black_box(7)) })
     }))
     .unwrap_err();
-    assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("cb-boom 7"));
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("cb-boom 7")
+    );
     // The worker survives the panic.
     assert_eq!(bridge::call_blocking(async { 1 }), 1);
-    let fut = bridge::run_coroutine_threadsafe(async { panic!("rct-boom") }, &bridge::worker_loop());
+    let fut =
+        bridge::run_coroutine_threadsafe(async { panic!("rct-boom") }, &bridge::worker_loop());
     match fut.wait() {
         Err(Error::Panicked(p)) => assert_eq!(p.message(), "rct-boom"),
         other => panic!("expected Panicked, got {other:?}"),
@@ -159,7 +161,11 @@ fn run_cancels_leftover_tasks_and_runs_their_destructors() {
             started_rx.await.unwrap();
         })
         .unwrap();
-        assert_eq!(drops.count(), 2, "both leftover tasks dropped when run returns");
+        assert_eq!(
+            drops.count(),
+            2,
+            "both leftover tasks dropped when run returns"
+        );
     });
 }
 
@@ -177,7 +183,10 @@ fn run_coroutine_threadsafe_everywhere(_ctx: Ctx) {
     let fut = bridge::run_coroutine_threadsafe(tcp_and_timer(32), &bridge::worker_loop());
     assert_eq!(fut.wait().unwrap(), 32);
 }
-every_context!(run_coroutine_threadsafe, run_coroutine_threadsafe_everywhere);
+every_context!(
+    run_coroutine_threadsafe,
+    run_coroutine_threadsafe_everywhere
+);
 
 // ---- the worker loop ----
 
@@ -228,7 +237,8 @@ fn worker_resources_survive_between_calls() {
             let server = tokio::spawn(echo_server(l));
             (addr, server)
         });
-        let conn = bridge::call_blocking(async move { TcpStream::connect(listener_addr).await.unwrap() });
+        let conn =
+            bridge::call_blocking(async move { TcpStream::connect(listener_addr).await.unwrap() });
         let conn = (0..20).fold(conn, |conn, i| {
             bridge::call_blocking(async move {
                 let (conn, v) = round_trip(conn, i).await;
@@ -392,7 +402,10 @@ fn block_on_safe_runs_inline_only_without_a_loop(ctx: Ctx) {
             assert_eq!(name.as_deref(), Some("bridge-worker"))
         }
         common::Expect::TokioOrNothing => {
-            assert!(on == me || name.as_deref() == Some("bridge-worker"), "{name:?}")
+            assert!(
+                on == me || name.as_deref() == Some("bridge-worker"),
+                "{name:?}"
+            )
         }
         _ => {
             assert_ne!(on, me, "a loop runs here: the future must be handed off");
@@ -400,7 +413,10 @@ fn block_on_safe_runs_inline_only_without_a_loop(ctx: Ctx) {
         }
     }
 }
-every_context!(block_on_safe_where, block_on_safe_runs_inline_only_without_a_loop);
+every_context!(
+    block_on_safe_where,
+    block_on_safe_runs_inline_only_without_a_loop
+);
 
 #[test]
 fn block_on_safe_nests_in_itself() {
@@ -433,8 +449,12 @@ fn blocking_on_a_multi_thread_runtime_keeps_its_other_tasks_moving() {
         rt.block_on(async {
             type Entry = fn(tokio::sync::oneshot::Receiver<u32>) -> u32;
             let entries: [(&str, Entry); 3] = [
-                ("block_on_safe", |rx| bridge::block_on_safe(async move { rx.await.unwrap() }).unwrap()),
-                ("call_blocking", |rx| bridge::call_blocking(async move { rx.await.unwrap() })),
+                ("block_on_safe", |rx| {
+                    bridge::block_on_safe(async move { rx.await.unwrap() }).unwrap()
+                }),
+                ("call_blocking", |rx| {
+                    bridge::call_blocking(async move { rx.await.unwrap() })
+                }),
                 ("wait", |rx| {
                     bridge::worker_loop()
                         .spawn(async move { rx.await.unwrap() })
@@ -490,7 +510,10 @@ fn run_leftovers_cancelled_also_when_fut_panics_and_loop_closed_after() {
             Err(Error::Cancelled) | Err(Error::LoopClosed)
         ));
         assert!(h.is_closed());
-        assert!(matches!(h.spawn(async { 1 }).wait(), Err(Error::LoopClosed)));
+        assert!(matches!(
+            h.spawn(async { 1 }).wait(),
+            Err(Error::LoopClosed)
+        ));
     });
 }
 
@@ -546,4 +569,177 @@ fn concurrent_nesting_with_worker_sockets() {
             t.join().unwrap();
         }
     });
+}
+
+// ---- the worker loop is never stalled by a thread blocking inside it ----
+
+#[test]
+fn blocking_inside_the_worker_never_stalls_it() {
+    bounded("worker_not_stalled", || {
+        let v = bridge::call_blocking(async {
+            // Something only the worker loop can run...
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                tx.send(7).unwrap();
+            });
+            // ...awaited by another loop, while this worker thread blocks on it.
+            let lp = bridge::Loop::new().unwrap();
+            lp.handle()
+                .spawn(async move { rx.await.unwrap() })
+                .wait()
+                .unwrap()
+        });
+        assert_eq!(v, 7);
+    });
+}
+
+#[test]
+fn dropping_a_loop_inside_the_worker_while_its_cleanup_needs_the_worker() {
+    struct NeedsWorker(std::sync::mpsc::Sender<u32>);
+    impl Drop for NeedsWorker {
+        fn drop(&mut self) {
+            let _ = self.0.send(bridge::call_blocking(async { 5 }));
+        }
+    }
+    bounded("drop_loop_in_worker", || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        bridge::call_blocking(async move {
+            let lp = bridge::Loop::new().unwrap();
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+            drop(lp.handle().spawn(async move {
+                let _n = NeedsWorker(tx);
+                started_tx.send(()).unwrap();
+                std::future::pending::<()>().await
+            }));
+            started_rx.await.unwrap();
+            // Joins the loop's thread, whose task's destructor needs this loop.
+            drop(lp);
+        });
+        assert_eq!(rx.recv_timeout(common::TIMEOUT).unwrap(), 5);
+    });
+}
+
+#[test]
+fn call_blocking_resumes_any_panic_payload() {
+    #[derive(Debug, PartialEq)]
+    struct Custom(u32);
+    bounded("custom_payload", || {
+        let payload = catch_unwind(AssertUnwindSafe(|| {
+            bridge::call_blocking(async { std::panic::panic_any(Custom(3)) })
+        }))
+        .unwrap_err();
+        assert_eq!(payload.downcast_ref::<Custom>(), Some(&Custom(3)));
+    });
+}
+
+#[test]
+fn inline_block_on_safe_leaves_the_thread_free() {
+    bounded("inline_then_run", || {
+        assert_eq!(bridge::block_on_safe(tcp_and_timer(1)).unwrap(), 1);
+        // The inline runtime is not "running" between calls.
+        assert!(bridge::running_loop().is_none());
+        assert_eq!(bridge::run(tcp_and_timer(2)).unwrap(), 2);
+        // After a panic inside, the inline path still works, timers included.
+        assert!(bridge::block_on_safe(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            panic!("inline boom")
+        })
+        .is_err());
+        assert!(bridge::running_loop().is_none());
+        assert_eq!(bridge::block_on_safe(tcp_and_timer(3)).unwrap(), 3);
+    });
+}
+
+// ---- from a thread-local destructor (thread teardown) ----
+
+/// Runs this test binary again with only `test` selected and `BRIDGE_TEST_CHILD`
+/// set, so a crash (an abort from a panic in a thread-local destructor) fails
+/// the parent test instead of killing the whole run. Returns the child's stdout.
+fn in_child_process(test: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("BRIDGE_TEST_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {test} failed: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Calls every entry point from its destructor and reports the results.
+struct AtExit(std::sync::mpsc::Sender<(u32, u32, u32)>);
+
+impl Drop for AtExit {
+    fn drop(&mut self) {
+        let a = bridge::block_on_safe(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            1
+        })
+        .unwrap();
+        let b = bridge::call_blocking(async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            2
+        });
+        let c = bridge::worker_loop().spawn(async { 3 }).wait().unwrap();
+        let _ = self.0.send((a, b, c));
+    }
+}
+
+std::thread_local! {
+    static AT_EXIT: std::cell::RefCell<Option<AtExit>> = const { std::cell::RefCell::new(None) };
+}
+
+/// On a fresh thread: arms `AT_EXIT` before (`early`) or after the entry
+/// points create their own thread-locals, then exits the thread. Destructors
+/// run roughly in reverse order of first use, so `early` makes ours run
+/// after the crate's and tokio's thread-locals are gone.
+fn thread_local_destructor_case(early: bool) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let arm = |tx| AT_EXIT.with(|a| *a.borrow_mut() = Some(AtExit(tx)));
+        let tx = if early {
+            arm(tx);
+            None
+        } else {
+            Some(tx)
+        };
+        assert_eq!(bridge::block_on_safe(tcp_and_timer(1)).unwrap(), 1);
+        assert_eq!(bridge::call_blocking(async { 1 }), 1);
+        assert_eq!(bridge::worker_loop().spawn(async { 1 }).wait().unwrap(), 1);
+        if let Some(tx) = tx {
+            arm(tx);
+        }
+    })
+    .join()
+    .unwrap();
+    println!("CHILD-OK {:?}", rx.recv_timeout(common::TIMEOUT).unwrap());
+}
+
+#[test]
+fn entry_points_work_in_a_thread_local_destructor() {
+    if std::env::var_os("BRIDGE_TEST_CHILD").is_some() {
+        return thread_local_destructor_case(false);
+    }
+    let out = in_child_process("entry_points_work_in_a_thread_local_destructor");
+    assert!(out.contains("CHILD-OK (1, 2, 3)"), "{out}");
+}
+
+#[test]
+#[ignore = "library departs from API.md (\"from sync code anywhere\", \"without a panic\"): in a \
+            thread-local destructor that runs after tokio's and the crate's thread-locals are \
+            destroyed, block_on_safe returns Err(Panicked(\"The Tokio context thread-local \
+            variable has been destroyed.\")) and call_blocking panics (park::block_on's SIGNAL \
+            thread-local is gone); ConcurrentFuture::wait works"]
+fn entry_points_work_in_a_late_thread_local_destructor() {
+    if std::env::var_os("BRIDGE_TEST_CHILD").is_some() {
+        return thread_local_destructor_case(true);
+    }
+    let out = in_child_process("entry_points_work_in_a_late_thread_local_destructor");
+    assert!(out.contains("CHILD-OK (1, 2, 3)"), "{out}");
 }

@@ -60,7 +60,10 @@ fn spawn_and_block_on_work_everywhere(ctx: Ctx) {
     // Dropping a Loop here, whatever this context is, must not panic.
     drop(lp);
     assert!(h.is_closed());
-    assert!(matches!(h.spawn(async { 1 }).wait(), Err(Error::LoopClosed)));
+    assert!(matches!(
+        h.spawn(async { 1 }).wait(),
+        Err(Error::LoopClosed)
+    ));
     let _ = ctx;
 }
 every_context!(basics, spawn_and_block_on_work_everywhere);
@@ -149,9 +152,8 @@ fn block_on_own_thread_would_deadlock() {
 fn worker_block_on_completes(_ctx: Ctx) {
     let w = bridge::worker_loop();
     assert_eq!(w.block_on(tcp_and_timer(5)).unwrap(), 5);
-    let nested = bridge::call_blocking(async {
-        bridge::worker_loop().block_on(tcp_and_timer(6)).unwrap()
-    });
+    let nested =
+        bridge::call_blocking(async { bridge::worker_loop().block_on(tcp_and_timer(6)).unwrap() });
     assert_eq!(nested, 6);
 }
 every_context!(worker_block_on, worker_block_on_completes);
@@ -167,8 +169,12 @@ fn block_on_panic_is_panicked() {
         // A panicking task does not take the loop down.
         assert_eq!(lp.handle().block_on(async { 1 }).unwrap(), 1);
         let (tx, rx) = mpsc::channel();
-        lp.handle().call_soon_threadsafe(|| panic!("cb-boom")).unwrap();
-        lp.handle().call_soon_threadsafe(move || tx.send(()).unwrap()).unwrap();
+        lp.handle()
+            .call_soon_threadsafe(|| panic!("cb-boom"))
+            .unwrap();
+        lp.handle()
+            .call_soon_threadsafe(move || tx.send(()).unwrap())
+            .unwrap();
         rx.recv_timeout(common::TIMEOUT).unwrap();
     });
 }
@@ -400,7 +406,10 @@ fn after_close_everything_says_loop_closed() {
         let (ran_tx, ran_rx) = mpsc::channel::<()>();
         let r = h.call_soon_threadsafe(move || ran_tx.send(()).unwrap());
         assert!(matches!(r, Err(Error::LoopClosed)), "{r:?}");
-        assert!(ran_rx.recv().is_err(), "the refused callback is dropped, never run");
+        assert!(
+            ran_rx.recv().is_err(),
+            "the refused callback is dropped, never run"
+        );
         assert!(matches!(h.block_on(async { 1 }), Err(Error::LoopClosed)));
         assert!(matches!(
             bridge::run_coroutine_threadsafe(async { 1 }, &h).wait(),
@@ -491,5 +500,46 @@ fn loop_is_usable_from_tokio_spawn_inside_it() {
             .unwrap();
         assert_eq!(id.unwrap(), lp.handle().id());
         assert_eq!(name.as_deref(), Some("inner"));
+    });
+}
+
+#[test]
+fn spawns_racing_close_all_resolve() {
+    bounded("spawn_vs_close", || {
+        for _ in 0..20 {
+            let lp = Loop::new().unwrap();
+            let h = lp.handle();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(5));
+            let spawners: Vec<_> = (0..4)
+                .map(|_| {
+                    let h = h.clone();
+                    let b = barrier.clone();
+                    std::thread::spawn(move || {
+                        b.wait();
+                        let mut futs = Vec::new();
+                        loop {
+                            let f = h.spawn(async { tokio::task::yield_now().await });
+                            let closed = h.is_closed();
+                            futs.push(f);
+                            if closed {
+                                break;
+                            }
+                        }
+                        futs
+                    })
+                })
+                .collect();
+            barrier.wait();
+            drop(lp);
+            for s in spawners {
+                for f in s.join().unwrap() {
+                    assert!(f.wait_timeout(common::TIMEOUT), "a future hung after close");
+                    match f.wait() {
+                        Ok(()) | Err(Error::Cancelled) | Err(Error::LoopClosed) => {}
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+        }
     });
 }
