@@ -6,8 +6,8 @@
 use std::any::Any;
 use std::io::IsTerminal;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bridge::{Error, Loop, RunningLoop};
@@ -121,6 +121,30 @@ fn step_run_coroutine_threadsafe() -> Result<(), Error> {
         .await
     })??;
     println!("                        .await from another loop = {awaited}");
+    // The smaller tools: block_on from another thread, call_soon_threadsafe,
+    // a done-callback, and a hand-made promise / future pair.
+    let blocked = lp.handle().block_on(async { "block_on" })?;
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    lp.handle().call_soon_threadsafe(move || {
+        let _ = tx.send(format!("call_soon_threadsafe ran on {:?}", thread_name()));
+    })?;
+    let soon = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("callback ran");
+    let cb_fut = lp.handle().spawn(async { 1 });
+    cb_fut.add_done_callback(move || {
+        let _ = tx2.send("add_done_callback ran".to_owned());
+    });
+    let cb = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("callback ran");
+    let (promise, fut) = bridge::promise();
+    std::thread::spawn(move || promise.set_result("a promise set on a plain thread"));
+    println!(
+        "                        LoopHandle::block_on = {blocked:?}; {soon}; {cb}; {:?}",
+        fut.wait()?
+    );
     Ok(())
 }
 
@@ -143,6 +167,30 @@ fn step_run_in_executor() -> Result<(), Error> {
         " 5. run_in_executor     wait() ran on {waited:?}; awaited: {:?} while the {}; \
          own single_thread pool ran on {own:?}",
         awaited.0?, awaited.1
+    );
+    // A bounded pool of 4, and a limiter letting one caller use at most 2 of it.
+    let pool = bridge::Executor::new(4);
+    let limiter = bridge::CapacityLimiter::new(2);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let jobs: Vec<_> = (0..8)
+        .map(|_| {
+            let (running, peak) = (running.clone(), peak.clone());
+            limiter.run(Some(&pool), move || {
+                peak.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for job in jobs {
+        job.wait()?;
+    }
+    pool.shutdown();
+    println!(
+        "                        8 jobs through CapacityLimiter::new(2) on Executor::new(4): \
+         at most {} ran at once",
+        peak.load(Ordering::SeqCst)
     );
     Ok(())
 }
@@ -290,6 +338,14 @@ fn step_debug_mode() -> Result<(), Error> {
         while !unread.wait_timeout(Duration::from_secs(5)) {}
         drop(unread);
     });
+    // The hang watchdog: a sync wait on a debug loop's work that lasts too long.
+    let before = bridge::hang_threshold();
+    bridge::set_hang_threshold(Duration::from_millis(30));
+    println!("                        and a sync wait longer than set_hang_threshold(30ms):");
+    lp.handle()
+        .spawn(async { tokio::time::sleep(Duration::from_millis(100)).await })
+        .wait()?;
+    bridge::set_hang_threshold(before);
     Ok(())
 }
 
