@@ -658,7 +658,13 @@ fn inline_block_on_safe_leaves_the_thread_free() {
 /// the parent test instead of killing the whole run. Returns the child's stdout.
 fn in_child_process(test: &str) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            test,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("BRIDGE_TEST_CHILD", "1")
         .output()
         .unwrap();

@@ -35,7 +35,7 @@ fn watch_thread_exit(h: &bridge::LoopHandle) -> mpsc::Receiver<()> {
 
 // ---- basics ----
 
-fn spawn_and_block_on_work_everywhere(ctx: Ctx) {
+fn spawn_and_block_on_work_everywhere(_ctx: Ctx) {
     let lp = Loop::builder().name("basics").build().unwrap();
     let h = lp.handle();
     assert_eq!(h.name(), "basics");
@@ -64,7 +64,6 @@ fn spawn_and_block_on_work_everywhere(ctx: Ctx) {
         h.spawn(async { 1 }).wait(),
         Err(Error::LoopClosed)
     ));
-    let _ = ctx;
 }
 every_context!(basics, spawn_and_block_on_work_everywhere);
 
@@ -302,7 +301,7 @@ fn futures_queued_but_never_started_resolve_too() {
     });
 }
 
-fn drop_loop_inside_async_context(ctx: Ctx) {
+fn drop_loop_inside_async_context(_ctx: Ctx) {
     // A loop with live tasks, dropped right here.
     let lp = Loop::new().unwrap();
     let drops = DropCounter::new();
@@ -320,7 +319,6 @@ fn drop_loop_inside_async_context(ctx: Ctx) {
         fut.wait(),
         Err(Error::Cancelled) | Err(Error::LoopClosed)
     ));
-    let _ = ctx;
 }
 every_context!(drop_in_context, drop_loop_inside_async_context);
 
