@@ -35,8 +35,8 @@
 //!
 //! # Sleeping and waking
 //!
-//! An idle thread spins for a short adaptive budget ([`park::spin_until`]),
-//! watching the state word (at most half the cores' worth of idle threads
+//! An idle thread spins for [`park::MAX_SPIN`] (50 us), watching the state
+//! word (at most half the cores' worth of idle threads
 //! spin at once; the others park at once); only then it registers in `sleepers` under the
 //! sleep lock, re-reads the state word, and parks on a condvar (with the idle
 //! timeout). A submitter, after its `admit`, reads `sleepers` and wakes one
@@ -49,7 +49,7 @@
 use std::cell::Cell;
 use std::io;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
@@ -297,6 +297,30 @@ crate::sync::thread_local! {
     static CURRENT_POOL: Cell<u64> = const { Cell::new(0) };
 }
 
+/// Spins until `done()` or [`park::MAX_SPIN`] passes; returns whether
+/// `done()` held.
+///
+/// Unlike a waiter's adaptive budget ([`park::spin_until`]), an idle pool
+/// thread always spins its full budget: when its submitter has fallen back to
+/// parking (on a busy machine), a thread that stopped spinning too would make
+/// every round trip pay two wake-ups, and neither side could win its spin
+/// back.
+fn spin(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        let spent = start.elapsed();
+        if spent >= park::MAX_SPIN {
+            return false;
+        }
+        for _ in 0..32 {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// How an idle thread's park ended.
 enum Woke {
     /// A submitter woke it, or work was already there.
@@ -511,7 +535,7 @@ impl Shared {
             let s = self.counts.snapshot();
             return s.queued() > 0 || s.is_closed();
         }
-        let found = park::spin_until(|| {
+        let found = spin(|| {
             let s = self.counts.snapshot();
             s.queued() > 0 || s.is_closed()
         });
