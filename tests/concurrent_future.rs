@@ -48,7 +48,9 @@ fn cancel_pending_work_drops_it_on_its_loop() {
         struct OnDrop(mpsc::Sender<Option<String>>);
         impl Drop for OnDrop {
             fn drop(&mut self) {
-                let _ = self.0.send(std::thread::current().name().map(str::to_owned));
+                let _ = self
+                    .0
+                    .send(std::thread::current().name().map(str::to_owned));
             }
         }
         let lp = Loop::builder().name("cancel-home").build().unwrap();
@@ -64,7 +66,10 @@ fn cancel_pending_work_drops_it_on_its_loop() {
         assert!(fut.cancel());
         assert!(fut.cancelled());
         assert!(fut.done());
-        assert!(fut.cancel() || fut.cancelled(), "a second cancel changes nothing");
+        assert!(
+            fut.cancel() || fut.cancelled(),
+            "a second cancel changes nothing"
+        );
         // The work is dropped on its loop soon.
         let on = dropped_rx.recv_timeout(TIMEOUT).expect("work dropped");
         assert_eq!(on.as_deref(), Some("cancel-home"));
@@ -436,7 +441,11 @@ fn callback_added_after_completion_runs_at_once_on_this_thread() {
         let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
         let r = ran.clone();
         fut.add_done_callback(move || r.lock().unwrap().push(std::thread::current().id()));
-        assert_eq!(*ran.lock().unwrap(), vec![me], "ran once, here, before returning");
+        assert_eq!(
+            *ran.lock().unwrap(),
+            vec![me],
+            "ran once, here, before returning"
+        );
         // After cancel as well.
         let (_go, fut) = gated(2);
         assert!(fut.cancel());
@@ -572,7 +581,11 @@ fn callback_may_use_the_future_it_is_attached_to() {
         });
         go.send(()).unwrap();
         let got: Vec<_> = (0..2).map(|_| rx.recv_timeout(TIMEOUT).unwrap()).collect();
-        assert_eq!(got, ["nested", "outer"], "the nested one ran at once, inside");
+        assert_eq!(
+            got,
+            ["nested", "outer"],
+            "the nested one ran at once, inside"
+        );
     });
 }
 

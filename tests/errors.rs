@@ -120,7 +120,10 @@ fn into_panic_resumes_the_original_payload() {
 
         let p = panic_error(|| panic!("resume {}", std::hint::black_box(2)));
         let caught = catch_unwind(AssertUnwindSafe(|| resume_unwind(p.into_panic()))).unwrap_err();
-        assert_eq!(caught.downcast_ref::<String>().map(String::as_str), Some("resume 2"));
+        assert_eq!(
+            caught.downcast_ref::<String>().map(String::as_str),
+            Some("resume 2")
+        );
 
         // A payload that is not a string survives untouched.
         let p = panic_error(|| std::panic::panic_any(42u64));
@@ -145,7 +148,10 @@ fn panics_are_values_in_every_context(_ctx: Ctx) {
         other => panic!("expected Panicked({want}), got {other:?}"),
     };
     check(bridge::block_on_safe(async { panic!("p1") }), "p1");
-    check(bridge::worker_loop().spawn(async { panic!("p2") }).wait(), "p2");
+    check(
+        bridge::worker_loop().spawn(async { panic!("p2") }).wait(),
+        "p2",
+    );
     check(bridge::worker_loop().block_on(async { panic!("p3") }), "p3");
     let lp = bridge::Loop::new().unwrap();
     check(lp.handle().spawn(async { panic!("p4") }).wait(), "p4");
