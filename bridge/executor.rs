@@ -225,6 +225,11 @@ impl Executor {
     /// was already closed or shut down. [`ConcurrentFuture::cancel`] succeeds
     /// only while the job is still queued; a cancelled job never runs.
     ///
+    /// # Panics
+    ///
+    /// Only if 2^32 - 1 jobs are already queued on this executor (cap a
+    /// caller with a [`CapacityLimiter`](crate::CapacityLimiter) instead).
+    ///
     /// # Examples
     ///
     /// ```

@@ -41,7 +41,26 @@
 //!   current-thread loop (a [`Loop`], a current-thread tokio runtime,
 //!   `futures::executor::block_on`) on work that needs that same loop. Where
 //!   the crate can see it (waiting on a `Loop`'s own thread for its own work)
-//!   it returns [`Error::WouldDeadlock`] instead.
+//!   it returns [`Error::WouldDeadlock`] instead; debug mode reports the rest.
+//!
+//! ## Debug mode
+//!
+//! [`LoopBuilder::debug`] (one loop) or `BRIDGE_DEBUG=1` (every loop, and
+//! waits made from executors that are not bridge loops) turns silent hangs
+//! and lost panics into `tracing` reports (target `bridge::debug`):
+//!
+//! * WARN: a single poll of a task longer than the slow-poll threshold
+//!   (100 ms), with where the task was spawned and how long it took;
+//! * ERROR: a panic in a task whose [`ConcurrentFuture`] was dropped unread;
+//! * WARN: a synchronous wait that stops a current-thread loop (a [`Loop`], a
+//!   current-thread tokio runtime, `futures::executor::block_on`) for longer
+//!   than the slow-poll threshold, naming the loop and the call site;
+//! * WARN: a synchronous wait longer than [`hang_threshold`] (10 s), with the
+//!   waiting thread, the call site, and the loop and spawn site of the work.
+//!
+//! [`loops`] gives each loop's counters (tasks spawned, completed, cancelled,
+//! panicked) and lag, and `Display`s as a health line. With debug mode off
+//! nothing is timed and nothing extra is allocated.
 
 #![warn(missing_docs)]
 

@@ -36,15 +36,17 @@
 //! # Sleeping and waking
 //!
 //! An idle thread spins for [`park::MAX_SPIN`] (50 us), watching the state
-//! word (at most half the cores' worth of idle threads
-//! spin at once; the others park at once); only then it registers in `sleepers` under the
-//! sleep lock, re-reads the state word, and parks on a condvar (with the idle
-//! timeout). A submitter, after its `admit`, reads `sleepers` and wakes one
-//! only if more jobs are queued than there are idle threads still spinning.
-//! Both sides use `SeqCst` for the registration and the re-read (a Dekker
-//! pair), so either the sleeper sees the job or the submitter sees the
-//! sleeper. A wake-up is a credit (`wakeups`) under the lock, so a thread
-//! that times out at the same moment takes it instead of retiring.
+//! word, so that a job submitted right after the last one is picked up
+//! without a system call on either side; at most half the cores' worth of
+//! idle threads spin at once, the others park at once. Then it registers in
+//! `sleepers` under the sleep lock, re-reads the state word, and parks on a
+//! condvar (with the idle timeout). A submitter, after its `admit`, reads
+//! `sleepers` and wakes one only if more jobs are queued than there are idle
+//! threads not parked. Both sides use `SeqCst` for the registration and the
+//! re-read (a Dekker pair), so either the sleeper sees the job or the
+//! submitter sees the sleeper. A wake-up is a credit under the lock, so a
+//! thread that times out at the same moment takes it instead of retiring,
+//! and `close` hands one to every sleeper.
 
 use std::cell::Cell;
 use std::io;
