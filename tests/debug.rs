@@ -42,7 +42,10 @@ fn slow_poll_names_the_spawn_site_and_the_time() {
     fut.wait().unwrap();
     let report = cap.wait_for(&["slow-poll-spawn", "single poll"], LIMIT);
     assert!(report.contains("WARN"), "{report}");
-    assert!(report.contains(&format!("tests/debug.rs:{line}:")), "{report}");
+    assert!(
+        report.contains(&format!("tests/debug.rs:{line}:")),
+        "{report}"
+    );
     assert!(field(&report, "took_ms") >= 60.0, "{report}");
     assert_eq!(field(&report, "threshold_ms"), 20.0, "{report}");
 }
@@ -106,7 +109,10 @@ fn unread_panic_is_reported_when_it_happens_after_the_drop() {
     let report = cap.wait_for(&["late-panic-7c1e", "nobody read"], LIMIT);
     assert!(report.contains("ERROR"), "{report}");
     assert!(report.contains("unread-late"), "{report}");
-    assert!(report.contains(&format!("tests/debug.rs:{line}:")), "{report}");
+    assert!(
+        report.contains(&format!("tests/debug.rs:{line}:")),
+        "{report}"
+    );
 }
 
 #[test]
@@ -154,8 +160,14 @@ fn watchdog_reports_a_wait_past_the_hang_threshold() {
     assert!(report.contains("WARN"), "{report}");
     let me = std::thread::current().name().unwrap().to_owned();
     assert!(report.contains(&format!("thread '{me}'")), "{report}");
-    assert!(report.contains(&format!("blocked at tests/debug.rs:{waiting_at}:")), "{report}");
-    assert!(report.contains(&format!("spawned at tests/debug.rs:{spawned_at}:")), "{report}");
+    assert!(
+        report.contains(&format!("blocked at tests/debug.rs:{waiting_at}:")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("spawned at tests/debug.rs:{spawned_at}:")),
+        "{report}"
+    );
     assert!(field(&report, "waited_ms") >= 200.0, "{report}");
     let at = format!("the wait at tests/debug.rs:{waiting_at}:");
     cap.wait_for(&[&at, "finished after"], LIMIT);
@@ -176,7 +188,10 @@ fn blocking_a_debug_loop_with_block_on_safe_is_reported() {
     release.send(3).unwrap();
     assert_eq!(fut.wait().unwrap(), 3);
     assert!(report.contains("WARN"), "{report}");
-    assert!(report.contains(&format!("blocking call at tests/debug.rs:{line}:")), "{report}");
+    assert!(
+        report.contains(&format!("blocking call at tests/debug.rs:{line}:")),
+        "{report}"
+    );
     assert!(report.contains("thread 'blocked-by-handoff'"), "{report}");
     assert!(report.contains("on loop 'bridge-worker'"), "{report}");
     assert!(field(&report, "took_ms") >= 50.0, "{report}");
@@ -223,14 +238,20 @@ fn counters_count_every_ending() {
 
 #[test]
 fn tasks_left_when_a_loop_closes_count_as_cancelled() {
-    let lp = bridge::Loop::builder().name("counters-close").build().unwrap();
+    let lp = bridge::Loop::builder()
+        .name("counters-close")
+        .build()
+        .unwrap();
     let info = info(&lp);
     let futs: Vec<_> = (0..4)
         .map(|_| lp.handle().spawn(std::future::pending::<()>()))
         .collect();
     drop(lp); // joins the loop's thread: every task was dropped by then
     assert!(futs.into_iter().all(|f| f.wait().is_err()));
-    assert_eq!((info.spawned(), info.cancelled(), info.completed()), (4, 4, 0));
+    assert_eq!(
+        (info.spawned(), info.cancelled(), info.completed()),
+        (4, 4, 0)
+    );
 }
 
 #[test]
@@ -269,7 +290,8 @@ fn lag_shows_a_blocked_loop_and_the_probe_is_not_a_task() {
         .wait()
         .unwrap();
     eventually("a lag over 300 ms", || {
-        info.max_lag().is_some_and(|l| l >= Duration::from_millis(300))
+        info.max_lag()
+            .is_some_and(|l| l >= Duration::from_millis(300))
     });
     assert!(info.to_string().contains(", lag "), "{info}");
 }

@@ -1,6 +1,8 @@
 //! A process-wide `tracing` subscriber that captures every event as text, so
 //! tests can wait for a report made on any thread (loops, the watchdog).
 
+#![allow(dead_code)] // not every test binary uses every helper
+
 use std::io;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -47,15 +49,14 @@ impl Capture {
         let deadline = Instant::now() + limit;
         let mut text = self.text.lock().unwrap();
         loop {
-            if let Some(line) = text
-                .lines()
-                .find(|l| needles.iter().all(|n| l.contains(n)))
-            {
+            if let Some(line) = text.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
                 return line.to_owned();
             }
             let left = deadline
                 .checked_duration_since(Instant::now())
-                .unwrap_or_else(|| panic!("no log line with {needles:?} within {limit:?}; captured:\n{text}"));
+                .unwrap_or_else(|| {
+                    panic!("no log line with {needles:?} within {limit:?}; captured:\n{text}")
+                });
             text = self.grew.wait_timeout(text, left).unwrap().0;
         }
     }
