@@ -10,7 +10,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -526,5 +526,142 @@ fn enter_foreign_guard_dropped_by_a_panic() {
         assert!(r.is_err());
         assert!(bridge::running_loop().is_none());
         assert_eq!(bridge::block_on_safe(async { 1 }).unwrap(), 1);
+    });
+}
+
+// ---- executors ----
+
+/// A pool of zero threads is a pool of one (documented on `Executor::new`):
+/// jobs run, one at a time. A bound above 32767 is taken as 32767.
+#[test]
+fn zero_sized_pools() {
+    bounded("zero-pools", || {
+        for pool in [
+            bridge::Executor::new(0),
+            bridge::Executor::builder().max_threads(0).build(),
+        ] {
+            assert_eq!(pool.max_threads(), 1);
+            let running = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let futs: Vec<_> = (0..50u32)
+                .map(|i| {
+                    let (running, most) = (running.clone(), most.clone());
+                    pool.run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        thread::yield_now();
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        i
+                    })
+                })
+                .collect();
+            for (i, f) in futs.into_iter().enumerate() {
+                assert_eq!(f.wait_for(LIMIT).unwrap(), i as u32);
+            }
+            assert_eq!(most.load(Ordering::SeqCst), 1, "one job at a time");
+            pool.shutdown();
+        }
+        let huge = bridge::Executor::new(usize::MAX);
+        assert_eq!(huge.max_threads(), 32767);
+        assert_eq!(huge.run(|| 3).wait().unwrap(), 3);
+        assert_eq!(
+            huge.threads(),
+            1,
+            "threads start on demand, not up to the bound"
+        );
+    });
+}
+
+/// Executor thread names: NUL bytes are removed (a thread name cannot hold
+/// them; note that `LoopBuilder::name` replaces them with `?` instead),
+/// everything else is kept, however long or unusual.
+#[test]
+fn executor_names_with_odd_characters() {
+    bounded("exec-names", || {
+        let long = "y".repeat(10_000);
+        let cases: Vec<(String, String)> = vec![
+            ("a\0b".into(), "ab".into()),
+            (String::new(), String::new()),
+            ("名前-🦀".into(), "名前-🦀".into()),
+            (long.clone(), long),
+        ];
+        let name = || thread::current().name().map(str::to_owned);
+        for (given, expected) in &cases {
+            let single = bridge::Executor::single_thread(given);
+            assert_eq!(
+                single.run(name).wait().unwrap().as_deref(),
+                Some(expected.as_str())
+            );
+            single.shutdown();
+            let pool = bridge::Executor::builder()
+                .thread_name(given.clone())
+                .build();
+            assert_eq!(
+                pool.run(name).wait().unwrap(),
+                Some(format!("{expected}-1"))
+            );
+            pool.shutdown();
+        }
+    });
+}
+
+/// After `close` or `shutdown`, every submission resolves to `LoopClosed`
+/// at once; the closure never runs and is dropped exactly once.
+#[test]
+fn executor_submissions_after_close() {
+    bounded("exec-after-close", || {
+        let drops = Drops::default();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let job = |t: Token, ran: Arc<AtomicUsize>| {
+            move || {
+                let _t = t;
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let closed = bridge::Executor::new(2);
+        assert!(closed.close());
+        assert!(
+            !closed.close(),
+            "the second close reports it was already closed"
+        );
+        let shut = bridge::Executor::single_thread("shut");
+        let handle = shut.clone();
+        shut.shutdown();
+        for pool in [&closed, &handle] {
+            assert!(pool.is_closed());
+            let f = pool.run(job(drops.token(), ran.clone()));
+            assert!(f.done());
+            assert!(matches!(f.wait(), Err(Error::LoopClosed)));
+            let f = bridge::run_in_executor(Some(pool), job(drops.token(), ran.clone()));
+            assert!(matches!(
+                futures::executor::block_on(f),
+                Err(Error::LoopClosed)
+            ));
+        }
+        assert_eq!(drops.count(), 4);
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    });
+}
+
+/// Threads that cannot be started (a stack far larger than the address
+/// space allows): a `Loop` reports `Err(Io)` from `build`, and an executor
+/// job resolves to `Err(Io)` instead of waiting forever for a thread.
+#[test]
+fn threads_that_cannot_start() {
+    bounded("no-threads", || {
+        const HUGE: usize = 1 << 46; // 64 TiB
+        match Loop::builder().stack_size(HUGE).build() {
+            Err(Error::Io(_)) => {}
+            other => panic!("a loop whose thread cannot start: {other:?}"),
+        }
+        let drops = Drops::default();
+        let pool = bridge::Executor::builder().stack_size(HUGE).build();
+        let t = drops.token();
+        match pool.run(move || drop(t)).wait_for(LIMIT) {
+            Err(Error::Io(_)) => {}
+            other => panic!("a job whose pool cannot start a thread: {other:?}"),
+        }
+        assert_eq!(drops.count(), 1, "the job was dropped");
+        assert_eq!(pool.threads(), 0);
     });
 }

@@ -19,8 +19,22 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// The longest any one wait may take before it counts as hung.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The panic message of the jobs that panic on purpose.
+const JOB_PANICS: &str = "panics on purpose";
+
 /// Runs `f` on a fresh thread; fails if it panics or takes longer than [`LIMIT`].
 fn bounded(what: &str, f: impl FnOnce() + Send + 'static) {
+    // Keep the jobs that panic on purpose off the terminal.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info.payload().downcast_ref::<String>();
+            if !msg.is_some_and(|m| m.ends_with(JOB_PANICS)) {
+                default(info)
+            }
+        }));
+    });
     let (tx, rx) = mpsc::channel();
     let t = thread::Builder::new()
         .name(format!("close-{what}"))
@@ -123,6 +137,7 @@ async fn work(id: usize, token: Token) -> usize {
 #[derive(Default, Debug)]
 struct Tally {
     values: AtomicUsize,
+    panicked: AtomicUsize,
     cancelled: AtomicUsize,
     closed: AtomicUsize,
 }
@@ -151,6 +166,7 @@ impl Tally {
 
     fn total(&self) -> usize {
         self.values.load(Ordering::SeqCst)
+            + self.panicked.load(Ordering::SeqCst)
             + self.cancelled.load(Ordering::SeqCst)
             + self.closed.load(Ordering::SeqCst)
     }
@@ -259,8 +275,9 @@ fn close_while_submitting(
 
 fn report(what: &str, t: &Tally) {
     eprintln!(
-        "{what}: {} values, {} cancelled, {} loop-closed",
+        "{what}: {} values, {} panicked, {} cancelled, {} loop-closed",
         t.values.load(Ordering::SeqCst),
+        t.panicked.load(Ordering::SeqCst),
         t.cancelled.load(Ordering::SeqCst),
         t.closed.load(Ordering::SeqCst),
     );
@@ -385,5 +402,241 @@ fn blocked_waiters_are_released_by_the_close() {
             }
         }
         ledger.check_exactly_once("blocked waiters");
+    });
+}
+
+// ---- executors ----
+
+/// How a submission to an executor resolved, checked against whether its
+/// job ran: a job runs exactly when its outcome is its value or `Panicked`.
+fn record_job(
+    tally: &Tally,
+    ran: &[AtomicU8],
+    id: usize,
+    cancel_won: bool,
+    got: Result<usize, Error>,
+) {
+    let r = ran[id].load(Ordering::SeqCst);
+    match got {
+        Ok(v) => {
+            assert_eq!(v, value(id), "job {id}: wrong value");
+            assert!(!cancel_won, "job {id}: cancelled, yet gave a value");
+            assert_eq!(r, 1, "job {id}: gave a value, ran {r} times");
+            tally.values.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(Error::Panicked(p)) => {
+            assert_eq!(p.message(), format!("job {id} {JOB_PANICS}"));
+            assert_eq!(r, 1, "job {id}: panicked, ran {r} times");
+            tally.panicked.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(Error::Cancelled) => {
+            assert!(cancel_won, "job {id}: Cancelled, but its cancel failed");
+            assert_eq!(r, 0, "job {id}: cancelled, yet ran");
+            tally.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(Error::LoopClosed) => {
+            assert!(!cancel_won, "job {id}: LoopClosed, but its cancel had won");
+            assert_eq!(r, 0, "job {id}: refused, yet ran");
+            tally.closed.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(e) => panic!("job {id}: unexpected outcome {e:?}"),
+    }
+}
+
+/// Submits `per_thread` jobs from each of `threads` threads to `pool` (some
+/// panic, some are cancelled at once), and closes it with `close` after
+/// `close_after` submissions while the submitters keep going. Every job
+/// resolves, runs exactly when its outcome says so, and is dropped once.
+fn close_executor_while_submitting(
+    what: &str,
+    threads: usize,
+    per_thread: usize,
+    close_after: usize,
+    pool: bridge::Executor,
+    close: impl FnOnce(bridge::Executor) + Send,
+) -> Tally {
+    let n = threads * per_thread;
+    let ledger = Ledger::new(n);
+    let ran: Arc<Vec<AtomicU8>> = Arc::new((0..n).map(|_| AtomicU8::new(0)).collect());
+    let tally = Tally::default();
+    let submitted = AtomicUsize::new(0);
+    let (progress_tx, progress_rx) = mpsc::channel::<()>();
+    let start = Barrier::new(threads + 1);
+    thread::scope(|s| {
+        for t in 0..threads {
+            let (ledger, ran, tally, pool) = (&ledger, &ran, &tally, pool.clone());
+            let (submitted, start, progress_tx) = (&submitted, &start, progress_tx.clone());
+            s.spawn(move || {
+                start.wait();
+                let mut pending = Vec::new();
+                for i in 0..per_thread {
+                    let id = t * per_thread + i;
+                    let (token, job_ran) = (ledger.token(id), ran.clone());
+                    let fut = pool.run(move || {
+                        let _token = token;
+                        job_ran[id].fetch_add(1, Ordering::SeqCst);
+                        match id % 9 {
+                            0 => panic!("job {id} {JOB_PANICS}"),
+                            1 => thread::sleep(Duration::from_micros(100)),
+                            2 => thread::yield_now(),
+                            _ => {}
+                        }
+                        value(id)
+                    });
+                    let l = ledger.clone();
+                    fut.add_done_callback(move || {
+                        l.callbacks[id].fetch_add(1, Ordering::SeqCst);
+                    });
+                    let cancel_won = id % 11 == 0 && fut.cancel();
+                    if submitted.fetch_add(1, Ordering::SeqCst) + 1 == close_after {
+                        let _ = progress_tx.send(());
+                    }
+                    if i % 5 == 0 {
+                        record_job(tally, ran, id, cancel_won, resolve(id, fut));
+                    } else {
+                        pending.push((id, cancel_won, fut));
+                    }
+                }
+                drop(pool);
+                for (id, cancel_won, fut) in pending {
+                    record_job(tally, ran, id, cancel_won, resolve(id, fut));
+                }
+            });
+        }
+        drop(progress_tx);
+        start.wait();
+        let _ = progress_rx.recv_timeout(WAIT);
+        close(pool);
+    });
+    assert_eq!(tally.total(), n, "{what}: every job resolved");
+    let deadline = Instant::now() + WAIT;
+    while ledger.dropped.iter().any(|d| d.load(Ordering::SeqCst) == 0) {
+        assert!(Instant::now() < deadline, "{what}: some job never dropped");
+        thread::yield_now();
+    }
+    ledger.check_exactly_once(what);
+    report(what, &tally);
+    tally
+}
+
+/// `shutdown` while 4 threads submit 1500 jobs each: it returns once every
+/// admitted job is done and its threads are joined; jobs submitted after it
+/// are refused with `LoopClosed`.
+#[test]
+fn executor_shutdown_while_submissions_are_in_flight() {
+    bounded("exec-shutdown", || {
+        for close_after in [1, 3000, 6000] {
+            let pool = bridge::Executor::new(3);
+            let observer = pool.clone();
+            let what = format!("shutdown after {close_after}");
+            close_executor_while_submitting(&what, 4, 1500, close_after, pool, |p| {
+                p.shutdown();
+                assert!(observer.is_closed());
+                assert_eq!(observer.threads(), 0, "shutdown joined every thread");
+            });
+        }
+    });
+}
+
+/// `close` (no wait) while submitting, on a pool and on a single-thread
+/// executor: queued jobs still run, later ones are refused.
+#[test]
+fn executor_closed_while_submissions_are_in_flight() {
+    bounded("exec-close", || {
+        for (i, pool) in [
+            bridge::Executor::new(2),
+            bridge::Executor::single_thread("close-single"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let observer = pool.clone();
+            let what = format!("close, executor {i}");
+            let t = close_executor_while_submitting(&what, 4, 1000, 1500, pool, |p| {
+                assert!(p.close());
+            });
+            assert!(
+                t.closed.load(Ordering::SeqCst) > 0,
+                "{what}: later jobs refused"
+            );
+            let deadline = Instant::now() + WAIT;
+            while observer.threads() > 0 {
+                assert!(Instant::now() < deadline, "{what}: threads never exited");
+                thread::yield_now();
+            }
+        }
+    });
+}
+
+/// Dropping the last handle never blocks, even with thousands of jobs
+/// queued behind a closed gate and threads blocked waiting on them; after
+/// the gate opens every job runs and every waiter gets its value.
+#[test]
+fn executor_dropped_with_thousands_of_jobs_queued() {
+    bounded("exec-drop", || {
+        const N: usize = 3000;
+        let pool = bridge::Executor::builder()
+            .max_threads(2)
+            .thread_name("dropped-pool")
+            .build();
+        let ledger = Ledger::new(N);
+        let ran: Arc<Vec<AtomicU8>> = Arc::new((0..N).map(|_| AtomicU8::new(0)).collect());
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let mut futs = Vec::new();
+        for id in 0..N {
+            let (token, ran, gate) = (ledger.token(id), ran.clone(), gate.clone());
+            let fut = pool.run(move || {
+                let _token = token;
+                let (open, cv) = &*gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+                drop(open);
+                ran[id].fetch_add(1, Ordering::SeqCst);
+                value(id)
+            });
+            let l = ledger.clone();
+            fut.add_done_callback(move || {
+                l.callbacks[id].fetch_add(1, Ordering::SeqCst);
+            });
+            futs.push(fut);
+        }
+        // Waiters blocked on jobs at the back and at the front of the queue.
+        let mut waiting = vec![(N - 1, futs.pop().unwrap()), (N - 2, futs.pop().unwrap())];
+        waiting.extend(futs.drain(..2).enumerate());
+        let waiters: Vec<_> = waiting
+            .into_iter()
+            .map(|(id, fut)| thread::spawn(move || (id, resolve(id, fut))))
+            .collect();
+        drop(pool); // the gate is closed: this would hang if drop waited
+        assert!(
+            futs.iter().all(|f| !f.done()),
+            "nothing ran before the gate opened"
+        );
+        {
+            let (open, cv) = &*gate;
+            *open.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        let mut values = 0;
+        for w in waiters {
+            let (id, got) = w.join().unwrap();
+            assert_eq!(got.unwrap(), value(id), "job {id}");
+            values += 1;
+        }
+        for (i, fut) in futs.into_iter().enumerate() {
+            let id = i + 2; // 0 and 1 went to waiters
+            assert_eq!(resolve(id, fut).unwrap(), value(id), "job {id}");
+            values += 1;
+        }
+        assert_eq!(values, N);
+        assert!(ran.iter().all(|r| r.load(Ordering::SeqCst) == 1));
+        let deadline = Instant::now() + WAIT;
+        while ledger.dropped.iter().any(|d| d.load(Ordering::SeqCst) == 0) {
+            assert!(Instant::now() < deadline, "some job never dropped");
+            thread::yield_now();
+        }
+        ledger.check_exactly_once("dropped pool");
     });
 }
