@@ -106,8 +106,8 @@ enum Work {
 impl Work {
     fn of(id: usize) -> Work {
         match id % 7 {
-            0 | 1 | 2 => Work::Ready,
-            3 | 4 => Work::Yields,
+            0..=2 => Work::Ready,
+            3..=4 => Work::Yields,
             5 => Work::Sleeps,
             _ => Work::Forever,
         }
