@@ -665,3 +665,35 @@ fn threads_that_cannot_start() {
         assert_eq!(pool.threads(), 0);
     });
 }
+
+/// A waker whose `clone` panics: the panic reaches the code that polled with
+/// it (it is that executor's own bug), and the future is left intact: it is
+/// not registered with a broken waker, and waiting on it still gives the
+/// value once the work completes.
+#[test]
+fn waker_whose_clone_panics() {
+    use std::task::{RawWaker, RawWakerVTable};
+    fn clone(_: *const ()) -> RawWaker {
+        panic!("this waker panics on clone")
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+    bounded("waker-clone", || {
+        let lp = Loop::new().unwrap();
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut fut = lp.handle().spawn(async move {
+            gate_rx.await.unwrap();
+            8
+        });
+        // SAFETY: every function of the vtable ignores the data pointer.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            std::pin::Pin::new(&mut fut).poll(&mut Context::from_waker(&waker))
+        }));
+        assert!(polled.is_err(), "the poller sees its waker's panic");
+        assert!(!fut.done());
+        gate_tx.send(()).unwrap();
+        assert_eq!(fut.wait_for(LIMIT).unwrap(), 8);
+        assert_eq!(lp.handle().block_on(async { 1 }).unwrap(), 1);
+    });
+}
