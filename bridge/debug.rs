@@ -322,7 +322,10 @@ pub(crate) fn watch_wait(
 }
 
 #[cold]
-fn watch_wait_slow(caller: &'static Location<'static>, target: Option<&Origin>) -> Option<WaitGuard> {
+fn watch_wait_slow(
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+) -> Option<WaitGuard> {
     let blocked = blocked_here().map(|(b, threshold)| (b, threshold, false));
     let dog = watchdog()?;
     let started = Instant::now();
