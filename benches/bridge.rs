@@ -355,10 +355,14 @@ fn thread_and_runtime_call() -> u64 {
 
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
-    let pairs: [(&str, fn() -> Partner); 3] = [
+    type Make = fn() -> Partner;
+    let pairs: [(&str, Make); 3] = [
         ("park_unpark", || Partner::Park(ParkPair::new())),
         ("spin", || Partner::Spin(SpinPair::new())),
-        ("crossbeam_bounded1", || Partner::Channel(ChannelPair::new())),
+        (
+            "crossbeam_bounded1",
+            || Partner::Channel(ChannelPair::new()),
+        ),
     ];
     for (name, make) in pairs {
         let p = make();
@@ -620,13 +624,16 @@ fn contention(c: &mut Criterion) {
                 })
             })
         });
-        g.bench_function(BenchmarkId::new("peer", "thread_and_runtime_per_call"), |b| {
-            b.iter_custom(|iters| {
-                spread(n, iters, &|| {
-                    black_box(thread_and_runtime_call());
+        g.bench_function(
+            BenchmarkId::new("peer", "thread_and_runtime_per_call"),
+            |b| {
+                b.iter_custom(|iters| {
+                    spread(n, iters, &|| {
+                        black_box(thread_and_runtime_call());
+                    })
                 })
-            })
-        });
+            },
+        );
         g.finish();
     }
 }
@@ -660,34 +667,84 @@ fn cpu_over(d: Duration) -> Duration {
     process_cpu().saturating_sub(t0)
 }
 
-/// Process CPU time right after a burst of `call_blocking` hand-offs: over
-/// the first millisecond (where the bounded spin of both sides ends), then
-/// over the rest of `window`; and, for reference, the CPU the measurement
-/// itself costs over one millisecond of a process that was already idle
-/// (the reads of `/proc` and this thread's sleep).
-fn idle_cpu_after_burst(window: Duration) -> (Duration, Duration, Duration) {
+/// Whether any thread of this process but the calling one is running or
+/// runnable (state `R` in `/proc/self/task/*/stat`).
+fn others_running() -> bool {
+    let me = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_os_string()));
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        if Some(t.file_name()) == me {
+            return false;
+        }
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('R')))
+            .unwrap_or(false)
+    })
+}
+
+/// Idle cost after a burst of `call_blocking` hand-offs:
+///
+/// * how long after the last call some other thread of the process is still
+///   running (the bounded spin of the worker winding down), sampled by
+///   sweeping every thread's state; the resolution is one sweep;
+/// * the process CPU time over `window` of idleness, starting once that
+///   spin is over (20 ms after the burst: CPU accounting of a thread that was
+///   running lags by up to one scheduler tick, 4 ms here, so a window that
+///   starts sooner would be charged with the burst itself);
+/// * for reference, the CPU the measurement itself costs over `window` in a
+///   process that was already idle (the reads of `/proc`, this thread's
+///   sleep).
+fn idle_cost_after_burst(window: Duration) -> IdleCost {
     bridge::call_blocking(async {});
-    thread::sleep(Duration::from_millis(200));
-    let baseline = (0..5)
-        .map(|_| cpu_over(Duration::from_millis(1)))
-        .min()
-        .unwrap_or_default();
+    thread::sleep(Duration::from_millis(50));
+    let baseline = cpu_over(window);
+    let sweep = {
+        let t = Instant::now();
+        black_box(others_running());
+        t.elapsed()
+    };
     for _ in 0..20_000 {
         black_box(bridge::call_blocking(async { black_box(1u64) }));
     }
-    let first_ms = cpu_over(Duration::from_millis(1));
-    let rest = cpu_over(window.saturating_sub(Duration::from_millis(1)));
-    (baseline, first_ms, rest)
+    let end = Instant::now();
+    let mut quiet_after = None;
+    while end.elapsed() < Duration::from_millis(20) {
+        if !others_running() {
+            quiet_after = Some(end.elapsed());
+            break;
+        }
+    }
+    thread::sleep(Duration::from_millis(20).saturating_sub(end.elapsed()));
+    let idle = cpu_over(window);
+    IdleCost {
+        quiet_after,
+        sweep,
+        idle,
+        baseline,
+        window,
+    }
+}
+
+struct IdleCost {
+    /// When no other thread was running any more (`None`: not within 20 ms).
+    quiet_after: Option<Duration>,
+    /// How long one sweep of the thread states takes (the resolution).
+    sweep: Duration,
+    idle: Duration,
+    baseline: Duration,
+    window: Duration,
 }
 
 struct Extra {
     load_before: String,
     load_after: String,
     cpu_model: String,
-    idle_baseline_ms_ns: u128,
-    idle_first_ms_ns: u128,
-    idle_rest_ns: u128,
-    idle_window_ms: u128,
+    idle: IdleCost,
     allocs: Vec<(&'static str, f64)>,
     cores: usize,
 }
@@ -842,17 +899,13 @@ fn cpu_model() -> String {
 }
 
 fn extra_report(load_before: String) -> Extra {
-    let window = Duration::from_secs(1);
-    let (baseline, first, rest) = idle_cpu_after_burst(window);
+    let idle = idle_cost_after_burst(Duration::from_secs(1));
     let allocs = measure_allocs();
     Extra {
         load_before,
         load_after: load_average(),
         cpu_model: cpu_model(),
-        idle_baseline_ms_ns: baseline.as_nanos(),
-        idle_first_ms_ns: first.as_nanos(),
-        idle_rest_ns: rest.as_nanos(),
-        idle_window_ms: window.as_millis(),
+        idle,
         allocs,
         cores: thread::available_parallelism().map_or(0, |n| n.get()),
     }
@@ -863,14 +916,20 @@ fn write_extra(e: &Extra) {
         "\n{} cores ({}); load average before the run: {}, after: {}",
         e.cores, e.cpu_model, e.load_before, e.load_after
     );
-    println!("idle CPU after a burst of 20000 call_blocking hand-offs:");
+    let i = &e.idle;
+    let quiet = i.quiet_after.map_or("more than 20 ms".to_owned(), |d| {
+        format!("{:.0} us", d.as_secs_f64() * 1e6)
+    });
+    println!("after a burst of 20000 call_blocking hand-offs:");
     println!(
-        "  first 1 ms: {:.1} us of CPU (the measurement alone: {:.1} us); \
-         the rest of the {} ms window: {:.1} us of CPU",
-        e.idle_first_ms_ns as f64 / 1e3,
-        e.idle_baseline_ms_ns as f64 / 1e3,
-        e.idle_window_ms,
-        e.idle_rest_ns as f64 / 1e3
+        "  every other thread stopped running {quiet} after the last call (one sweep of the thread states: {:.0} us)",
+        i.sweep.as_secs_f64() * 1e6
+    );
+    println!(
+        "  process CPU over the next {} ms of idleness: {:.1} us (the measurement alone, in an idle process: {:.1} us)",
+        i.window.as_millis(),
+        i.idle.as_secs_f64() * 1e6,
+        i.baseline.as_secs_f64() * 1e6
     );
     println!("heap allocations per operation (all threads, warm):");
     for (name, a) in &e.allocs {
@@ -882,21 +941,26 @@ fn write_extra(e: &Extra) {
         .map(|(k, v)| format!("    \"{k}\": {v}"))
         .collect();
     let json = format!(
-        "{{\n  \"cores\": {},\n  \"cpu_model\": \"{}\",\n  \"load_before\": \"{}\",\n  \"load_after\": \"{}\",\n  \"idle_window_ms\": {},\n  \"idle_baseline_ms_cpu_ns\": {},\n  \"idle_first_ms_cpu_ns\": {},\n  \"idle_rest_cpu_ns\": {},\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
+        "{{\n  \"cores\": {},\n  \"cpu_model\": \"{}\",\n  \"load_before\": \"{}\",\n  \"load_after\": \"{}\",\n  \"idle_quiet_after_ns\": {},\n  \"idle_sweep_ns\": {},\n  \"idle_window_ms\": {},\n  \"idle_cpu_ns\": {},\n  \"idle_baseline_cpu_ns\": {},\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
         e.cores,
         e.cpu_model,
         e.load_before,
         e.load_after,
-        e.idle_window_ms,
-        e.idle_baseline_ms_ns,
-        e.idle_first_ms_ns,
-        e.idle_rest_ns,
+        i.quiet_after.map_or("null".to_owned(), |d| d.as_nanos().to_string()),
+        i.sweep.as_nanos(),
+        i.window.as_millis(),
+        i.idle.as_nanos(),
+        i.baseline.as_nanos(),
         allocs.join(",\n")
     );
-    let dir = std::path::PathBuf::from(
-        std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
-    )
-    .join("criterion");
+    // Where criterion writes: $CRITERION_HOME, else <target dir>/criterion.
+    let dir = match std::env::var_os("CRITERION_HOME") {
+        Some(home) => std::path::PathBuf::from(home),
+        None => std::path::PathBuf::from(
+            std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
+        )
+        .join("criterion"),
+    };
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("bridge-extra.json");
     match std::fs::write(&path, json) {

@@ -36,7 +36,9 @@ fn bench(c: &mut Criterion) {
         let mut i = 0u64;
         b.iter(|| {
             i += 1;
-            bridge::run_in_executor(None, move || job(i)).wait().unwrap()
+            bridge::run_in_executor(None, move || job(i))
+                .wait()
+                .unwrap()
         })
     });
     g.bench_function("tokio spawn_blocking round trip", |b| {
@@ -50,12 +52,18 @@ fn bench(c: &mut Criterion) {
     const SUBMITTERS: usize = 8;
     g.bench_function("bridge run_in_executor 8 submitters", |b| {
         b.iter_custom(|iters| {
-            concurrent(iters, |i| bridge::run_in_executor(None, move || job(i)).wait().unwrap())
+            concurrent(iters, |i| {
+                bridge::run_in_executor(None, move || job(i))
+                    .wait()
+                    .unwrap()
+            })
         })
     });
     g.bench_function("tokio spawn_blocking 8 submitters", |b| {
         b.iter_custom(|iters| {
-            concurrent(iters, |i| rt.block_on(handle.spawn_blocking(move || job(i))).unwrap())
+            concurrent(iters, |i| {
+                rt.block_on(handle.spawn_blocking(move || job(i))).unwrap()
+            })
         })
     });
 

@@ -143,7 +143,10 @@ fn block_on_safe_yielding_allocates_nothing_when_warm() {
         sum += u64::from(bridge::block_on_safe(YieldOnce(false)).unwrap());
     });
     assert_eq!(sum, 7 * n);
-    assert_eq!(allocs, 0, "block_on_safe(yielding future) allocated when warm");
+    assert_eq!(
+        allocs, 0,
+        "block_on_safe(yielding future) allocated when warm"
+    );
 }
 
 #[test]
