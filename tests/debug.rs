@@ -9,7 +9,10 @@ mod debug_support;
 
 use std::time::Duration;
 
-use debug_support::{capture, field};
+use debug_support::{
+    block_on_at, block_on_safe_at, call_soon_at, capture, field, run_coroutine_threadsafe_at,
+    spawn_at, wait_at,
+};
 
 /// Long enough for any report to show up; only turns a missing one into a failure.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -37,15 +40,12 @@ async fn block_for(d: Duration) {
 fn slow_poll_names_the_spawn_site_and_the_time() {
     let cap = capture();
     let lp = debug_loop("slow-poll-spawn", Duration::from_millis(20));
-    let line = line!() + 1;
-    let fut = lp.handle().spawn(block_for(Duration::from_millis(60)));
+    let (fut, at) = spawn_at(&lp.handle(), block_for(Duration::from_millis(60)));
+    assert!(at.starts_with("tests/debug.rs:"), "{at}");
     fut.wait().unwrap();
     let report = cap.wait_for(&["slow-poll-spawn", "single poll"], LIMIT);
     assert!(report.contains("WARN"), "{report}");
-    assert!(
-        report.contains(&format!("tests/debug.rs:{line}:")),
-        "{report}"
-    );
+    assert!(report.contains(&format!("spawned at {at}")), "{report}");
     assert!(field(&report, "took_ms") >= 60.0, "{report}");
     assert_eq!(field(&report, "threshold_ms"), 20.0, "{report}");
 }
@@ -57,21 +57,19 @@ fn every_spawn_path_reports_its_callers_location() {
     let h = lp.handle();
     let slow = || block_for(Duration::from_millis(30));
 
-    let at_rct = line!() + 1;
-    bridge::run_coroutine_threadsafe(slow(), &h).wait().unwrap();
-    let at_block_on = line!() + 1;
-    h.block_on(slow()).unwrap();
+    let (fut, at_rct) = run_coroutine_threadsafe_at(&h, slow());
+    fut.wait().unwrap();
+    let (done, at_block_on) = block_on_at(&h, slow());
+    done.unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let at_soon = line!() + 1;
-    h.call_soon_threadsafe(move || {
+    let at_soon = call_soon_at(&h, move || {
         std::thread::sleep(Duration::from_millis(30));
         tx.send(()).unwrap();
-    })
-    .unwrap();
+    });
     rx.recv().unwrap();
 
-    for line in [at_rct, at_block_on, at_soon] {
-        let at = format!("tests/debug.rs:{line}:");
+    for at in [at_rct, at_block_on, at_soon] {
+        let at = format!("spawned at {at}");
         cap.wait_for(&["slow-poll-paths", "single poll", &at], LIMIT);
     }
 }
@@ -99,8 +97,7 @@ fn unread_panic_is_reported_when_it_happens_after_the_drop() {
     let cap = capture();
     let lp = debug_loop("unread-late", Duration::from_secs(10));
     let (go, wait_go) = tokio::sync::oneshot::channel::<()>();
-    let line = line!() + 1;
-    let fut = lp.handle().spawn(async move {
+    let (fut, at) = spawn_at(&lp.handle(), async move {
         wait_go.await.unwrap();
         panic!("late-panic-7c1e");
     });
@@ -109,10 +106,7 @@ fn unread_panic_is_reported_when_it_happens_after_the_drop() {
     let report = cap.wait_for(&["late-panic-7c1e", "nobody read"], LIMIT);
     assert!(report.contains("ERROR"), "{report}");
     assert!(report.contains("unread-late"), "{report}");
-    assert!(
-        report.contains(&format!("tests/debug.rs:{line}:")),
-        "{report}"
-    );
+    assert!(report.contains(&format!("spawned at {at}")), "{report}");
 }
 
 #[test]
@@ -146,30 +140,30 @@ fn watchdog_reports_a_wait_past_the_hang_threshold() {
     bridge::set_hang_threshold(Duration::from_millis(200));
     let lp = debug_loop("hang-watch", Duration::from_secs(10));
     let (release, released) = tokio::sync::oneshot::channel::<u32>();
-    let spawned_at = line!() + 1;
-    let fut = lp.handle().spawn(async move { released.await.unwrap() });
+    let (fut, spawned_at) = spawn_at(&lp.handle(), async move { released.await.unwrap() });
     // Finish the work only once the watchdog has reported the wait.
     let helper = std::thread::spawn(move || {
         let report = capture().wait_for(&["hang-watch", "keeps waiting"], LIMIT);
         release.send(7).unwrap();
         report
     });
-    let waiting_at = line!() + 1;
-    assert_eq!(fut.wait().unwrap(), 7, "the wait goes on after the report");
+    let mut waiting_at = String::new();
+    let got = wait_at(fut, |at| waiting_at = at);
+    assert_eq!(got.unwrap(), 7, "the wait goes on after the report");
     let report = helper.join().unwrap();
     assert!(report.contains("WARN"), "{report}");
     let me = std::thread::current().name().unwrap().to_owned();
     assert!(report.contains(&format!("thread '{me}'")), "{report}");
     assert!(
-        report.contains(&format!("blocked at tests/debug.rs:{waiting_at}:")),
+        report.contains(&format!("blocked at {waiting_at}")),
         "{report}"
     );
     assert!(
-        report.contains(&format!("spawned at tests/debug.rs:{spawned_at}:")),
+        report.contains(&format!("spawned at {spawned_at}")),
         "{report}"
     );
     assert!(field(&report, "waited_ms") >= 200.0, "{report}");
-    let at = format!("the wait at tests/debug.rs:{waiting_at}:");
+    let at = format!("the wait at {waiting_at}");
     cap.wait_for(&[&at, "finished after"], LIMIT);
 }
 
@@ -180,16 +174,16 @@ fn blocking_a_debug_loop_with_block_on_safe_is_reported() {
     let (release, released) = tokio::sync::oneshot::channel::<u32>();
     let (line_tx, line_rx) = std::sync::mpsc::channel();
     let fut = lp.handle().spawn(async move {
-        line_tx.send(line!() + 1).unwrap();
-        bridge::block_on_safe(async move { released.await.unwrap() }).unwrap()
+        let announce = |at| line_tx.send(at).unwrap();
+        block_on_safe_at(async move { released.await.unwrap() }, announce).unwrap()
     });
-    let line = line_rx.recv().unwrap();
+    let at = line_rx.recv().unwrap();
     let report = capture().wait_for(&["has stopped loop 'blocked-by-handoff'"], LIMIT);
     release.send(3).unwrap();
     assert_eq!(fut.wait().unwrap(), 3);
     assert!(report.contains("WARN"), "{report}");
     assert!(
-        report.contains(&format!("blocking call at tests/debug.rs:{line}:")),
+        report.contains(&format!("blocking call at {at}")),
         "{report}"
     );
     assert!(report.contains("thread 'blocked-by-handoff'"), "{report}");

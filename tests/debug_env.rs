@@ -8,7 +8,7 @@ mod debug_support;
 use std::sync::Once;
 use std::time::Duration;
 
-use debug_support::Capture;
+use debug_support::{block_on_safe_at, call_blocking_at, spawn_at, Capture};
 
 /// Long enough for any report to show up; only turns a missing one into a failure.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -31,12 +31,11 @@ fn env_switches_debug_on_for_a_loop_built_without_debug() {
         .build()
         .unwrap();
     assert!(lp.handle().debug());
-    let line = line!() + 1;
-    let fut = lp
-        .handle()
-        .spawn(async { std::thread::sleep(Duration::from_millis(50)) });
+    let slow = async { std::thread::sleep(Duration::from_millis(50)) };
+    let (fut, at) = spawn_at(&lp.handle(), slow);
+    assert!(at.starts_with("tests/debug_env.rs:"), "{at}");
     fut.wait().unwrap();
-    let at = format!("tests/debug_env.rs:{line}:");
+    let at = format!("spawned at {at}");
     let report = cap.wait_for(&["env-debug", "single poll", &at], LIMIT);
     assert!(report.contains("WARN"), "{report}");
 
@@ -45,26 +44,30 @@ fn env_switches_debug_on_for_a_loop_built_without_debug() {
     assert!(!quiet.handle().debug());
 }
 
-/// Runs `block(release_rx)` with a helper that releases the blocked work once
-/// a log line containing `needles` and the location `line` of this test file
-/// appears; returns that line.
+type Announce = Box<dyn FnOnce(String) + Send>;
+
+/// Runs `block(released, announce)`, which blocks until `released` yields
+/// and calls `announce` with its call site (`file:line:`) first. A helper
+/// thread releases it once a log line with `needles` and that call site
+/// appears, and returns that line.
 fn released_by_report(
     needles: &'static [&'static str],
-    block: impl FnOnce(tokio::sync::oneshot::Receiver<u32>, std::sync::mpsc::Sender<u32>) -> u32,
+    block: impl FnOnce(tokio::sync::oneshot::Receiver<u32>, Announce) -> u32,
 ) -> String {
     let cap = setup();
     let (release, released) = tokio::sync::oneshot::channel::<u32>();
-    let (line_tx, line_rx) = std::sync::mpsc::channel::<u32>();
+    let (at_tx, at_rx) = std::sync::mpsc::channel::<String>();
+    let announce: Announce = Box::new(move |at| at_tx.send(at).unwrap());
     let helper = std::thread::spawn(move || {
-        let line = line_rx.recv().unwrap();
-        let at = format!("tests/debug_env.rs:{line}:");
+        let at = at_rx.recv().unwrap();
+        assert!(at.starts_with("tests/debug_env.rs:"), "{at}");
         let mut all = needles.to_vec();
         all.push(&at);
         let report = cap.wait_for(&all, LIMIT);
         release.send(9).unwrap();
         report
     });
-    assert_eq!(block(released, line_tx), 9);
+    assert_eq!(block(released, announce), 9);
     helper.join().unwrap()
 }
 
@@ -72,14 +75,13 @@ fn released_by_report(
 fn blocking_a_tokio_current_thread_runtime_is_reported() {
     let report = released_by_report(
         &["has stopped a tokio current-thread runtime"],
-        |released, line| {
+        |released, announce| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                line.send(line!() + 1).unwrap();
-                bridge::block_on_safe(async move { released.await.unwrap() }).unwrap()
+                block_on_safe_at(async move { released.await.unwrap() }, announce).unwrap()
             })
         },
     );
@@ -91,15 +93,14 @@ fn blocking_a_tokio_current_thread_runtime_is_reported() {
 fn blocking_a_task_of_a_tokio_current_thread_runtime_is_reported() {
     let report = released_by_report(
         &["has stopped a tokio current-thread runtime"],
-        |released, line| {
+        |released, announce| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
                 tokio::spawn(async move {
-                    line.send(line!() + 1).unwrap();
-                    bridge::call_blocking(async move { released.await.unwrap() })
+                    call_blocking_at(async move { released.await.unwrap() }, announce)
                 })
                 .await
                 .unwrap()
@@ -113,10 +114,9 @@ fn blocking_a_task_of_a_tokio_current_thread_runtime_is_reported() {
 fn blocking_a_futures_executor_is_reported() {
     let report = released_by_report(
         &["has stopped executor 'futures::executor'"],
-        |released, line| {
+        |released, announce| {
             futures::executor::block_on(async move {
-                line.send(line!() + 1).unwrap();
-                bridge::block_on_safe(async move { released.await.unwrap() }).unwrap()
+                block_on_safe_at(async move { released.await.unwrap() }, announce).unwrap()
             })
         },
     );
@@ -127,15 +127,14 @@ fn blocking_a_futures_executor_is_reported() {
 fn a_spawn_blocking_thread_blocks_no_loop() {
     // The hang report (300 ms) comes after the blocked-loop one would have
     // (100 ms), and the watchdog reports in deadline order.
-    let report = released_by_report(&["keeps waiting"], |released, line| {
+    let report = released_by_report(&["keeps waiting"], |released, announce| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async move {
             tokio::task::spawn_blocking(move || {
-                line.send(line!() + 1).unwrap();
-                bridge::block_on_safe(async move { released.await.unwrap() }).unwrap()
+                block_on_safe_at(async move { released.await.unwrap() }, announce).unwrap()
             })
             .await
             .unwrap()
@@ -150,5 +149,19 @@ fn a_spawn_blocking_thread_blocks_no_loop() {
     assert!(
         setup().lines(&["has stopped", &at]).is_empty(),
         "a spawn_blocking thread drives no loop: {report}"
+    );
+}
+
+#[test]
+fn watchdog_reports_a_long_call_blocking_from_a_plain_thread() {
+    let report = released_by_report(&["keeps waiting", "bridge-worker"], |released, announce| {
+        call_blocking_at(async move { released.await.unwrap() }, announce)
+    });
+    assert!(report.contains("WARN"), "{report}");
+    let me = std::thread::current().name().unwrap().to_owned();
+    assert!(report.contains(&format!("thread '{me}'")), "{report}");
+    assert!(
+        !report.contains("has stopped"),
+        "a plain thread drives no loop: {report}"
     );
 }

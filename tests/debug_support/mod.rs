@@ -93,3 +93,87 @@ pub fn field(line: &str, name: &str) -> f64 {
         .parse()
         .unwrap_or_else(|e| panic!("field {name} of {line}: {e}"))
 }
+
+// ---- calls that also say where they were made ----
+//
+// Each helper is `#[track_caller]` and calls the API directly, so the API
+// records the helper's caller as the spawn or wait site; the helper returns
+// that site as `file:line:`, whatever rustfmt does to the line layout.
+
+use std::future::Future;
+use std::panic::Location;
+
+use bridge::{ConcurrentFuture, Error, LoopHandle};
+
+/// `file:line:` of a location, as the reports print it (column follows).
+pub fn tag(at: &Location<'_>) -> String {
+    format!("{}:{}:", at.file(), at.line())
+}
+
+#[track_caller]
+pub fn spawn_at<F>(h: &LoopHandle, fut: F) -> (ConcurrentFuture<F::Output>, String)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    (h.spawn(fut), tag(Location::caller()))
+}
+
+#[track_caller]
+pub fn run_coroutine_threadsafe_at<F>(
+    h: &LoopHandle,
+    fut: F,
+) -> (ConcurrentFuture<F::Output>, String)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    (
+        bridge::run_coroutine_threadsafe(fut, h),
+        tag(Location::caller()),
+    )
+}
+
+#[track_caller]
+pub fn block_on_at<F>(h: &LoopHandle, fut: F) -> (Result<F::Output, Error>, String)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    (h.block_on(fut), tag(Location::caller()))
+}
+
+#[track_caller]
+pub fn call_soon_at(h: &LoopHandle, f: impl FnOnce() + Send + 'static) -> String {
+    h.call_soon_threadsafe(f).unwrap();
+    tag(Location::caller())
+}
+
+/// `fut.wait()`, telling `announce` the call site before it blocks.
+#[track_caller]
+pub fn wait_at<T>(fut: ConcurrentFuture<T>, announce: impl FnOnce(String)) -> Result<T, Error> {
+    announce(tag(Location::caller()));
+    fut.wait()
+}
+
+/// `block_on_safe(fut)`, telling `announce` the call site before it blocks.
+#[track_caller]
+pub fn block_on_safe_at<F>(fut: F, announce: impl FnOnce(String)) -> Result<F::Output, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    announce(tag(Location::caller()));
+    bridge::block_on_safe(fut)
+}
+
+/// `call_blocking(fut)`, telling `announce` the call site before it blocks.
+#[track_caller]
+pub fn call_blocking_at<F>(fut: F, announce: impl FnOnce(String)) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    announce(tag(Location::caller()));
+    bridge::call_blocking(fut)
+}
