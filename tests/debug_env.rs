@@ -165,3 +165,25 @@ fn watchdog_reports_a_long_call_blocking_from_a_plain_thread() {
         "a plain thread drives no loop: {report}"
     );
 }
+
+#[test]
+fn a_slow_hand_off_names_the_callers_location() {
+    let cap = setup();
+    let slow = || async { std::thread::sleep(Duration::from_millis(150)) };
+    let mut sites = Vec::new();
+    call_blocking_at(slow(), |at| sites.push(at));
+    block_on_safe_at(slow(), |at| sites.push(at)).unwrap(); // inline: no loop here
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let handed_off = rt.block_on(async { block_on_safe_at(slow(), |at| sites.push(at)) });
+    handed_off.unwrap();
+    let [blocking, inline, handoff] = &sites[..] else {
+        panic!("{sites:?}")
+    };
+    for at in [blocking, handoff] {
+        let at = format!("spawned at {at}");
+        let report = cap.wait_for(&["bridge-worker", "single poll", &at], LIMIT);
+        assert!(report.contains("WARN"), "{report}");
+    }
+    // Run inline, the future is not a task of any loop: no slow-poll report.
+    assert!(cap.lines(&[&format!("spawned at {inline}")]).is_empty());
+}
