@@ -47,11 +47,15 @@ PEERS = {
     "submit/ours/run_coroutine_threadsafe_await": ["submit/peer/tokio_spawn_join_await"],
 }
 
-GROUP_ORDER = ["floor", "handoff", "inline", "submit", "executor", "contention", "debug"]
+GROUP_ORDER = ["floor", "handoff", "inline", "submit", "executor", "contention"]
+# Groups of other bench binaries that are not ours-vs-peers comparisons.
+SKIP_GROUPS = {"debug"}
+# An entry written this long before the bridge run's extras is from another run.
+SAME_RUN_SECONDS = 900
 
 
 def load(root):
-    """full_id -> {group, function, median_ns, lo_ns, hi_ns}"""
+    """full_id -> {group, function, median_ns, lo_ns, hi_ns, mtime}"""
     out = {}
     for bench in glob.glob(os.path.join(root, "**", "new", "benchmark.json"), recursive=True):
         est_path = os.path.join(os.path.dirname(bench), "estimates.json")
@@ -63,6 +67,7 @@ def load(root):
             est = json.load(f)
         med = est["median"]
         out[meta["full_id"]] = {
+            "mtime": os.path.getmtime(est_path),
             "group": meta["group_id"],
             "function": meta["function_id"] or "",
             "value": meta.get("value_str"),
@@ -70,7 +75,17 @@ def load(root):
             "lo": med["confidence_interval"]["lower_bound"],
             "hi": med["confidence_interval"]["upper_bound"],
         }
-    return out
+    return {k: v for k, v in out.items() if v["group"].split("/")[0] not in SKIP_GROUPS}
+
+
+def mark_other_runs(data, extra_mtime):
+    """Flags entries not measured in the same run as the bridge extras."""
+    for v in data.values():
+        v["other_run"] = extra_mtime is not None and v["mtime"] < extra_mtime - SAME_RUN_SECONDS
+
+
+def name(fid, data):
+    return f"`{fid}`" + (" (other run)" if data[fid].get("other_run") else "")
 
 
 def fmt_time(ns):
@@ -164,8 +179,8 @@ def table(data, extra):
             # Floor ratios only for a round trip between two threads.
             hop = g in ("handoff", "submit") or g == "contention/1"
             lines.append(
-                "| `{}` | {} | {} | {} | {} | {} | {} | {} |".format(
-                    fid,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                    name(fid, data),
                     fmt_time(e["median"]),
                     f"`{best.split('/')[-1]}`" if best else "-",
                     fmt_time(pm),
@@ -182,7 +197,7 @@ def floor_table(data):
     lines = ["| floor (round trip between two threads) | median |", "|---|---:|"]
     for fid in ["floor/spin", "floor/crossbeam_bounded1", "floor/park_unpark"]:
         if fid in data:
-            lines.append(f"| `{fid}` | {fmt_time(data[fid]['median'])} |")
+            lines.append(f"| {name(fid, data)} | {fmt_time(data[fid]['median'])} |")
     return "\n".join(lines)
 
 
@@ -194,7 +209,9 @@ def peers_table(data, extra):
         for fid in sorted(k for k, v in data.items() if v["group"] == g and not is_ours(k)):
             if not is_peer(fid):
                 continue
-            lines.append(f"| `{fid}` | {fmt_time(data[fid]['median'])} | {allocs_of(extra, fid)} |")
+            lines.append(
+                f"| {name(fid, data)} | {fmt_time(data[fid]['median'])} | {allocs_of(extra, fid)} |"
+            )
     return "\n".join(lines)
 
 
@@ -331,6 +348,7 @@ def main():
     if os.path.exists(extra_path):
         with open(extra_path) as f:
             extra = json.load(f)
+    mark_other_runs(data, os.path.getmtime(extra_path) if extra else None)
 
     parts = []
     if extra:
@@ -342,7 +360,9 @@ def main():
     parts += ["### Targets", targets(data, extra), "### Floor", floor_table(data),
               "### Ours beside the peers",
               "Medians. *ours / peer* below 1 means ours is faster. Contention rows: time per "
-              "call over all threads (inverse throughput); the plot shows per-thread round trips.",
+              "call over all threads (inverse throughput); the plot shows per-thread round trips. "
+              "*(other run)*: from an earlier run of another bench binary (e.g. `executor`), "
+              "not comparable with the floor of this run.",
               table(data, extra), "### Peers", peers_table(data, extra)]
     text = "\n\n".join(parts) + "\n"
     print(text)
