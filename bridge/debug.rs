@@ -108,6 +108,8 @@ pub(crate) fn slow_poll(origin: &Origin, took: Duration, threshold: Duration) {
 /// Reports a panic whose future was dropped without being read.
 #[cold]
 pub(crate) fn unread_panic(origin: Option<&Origin>, message: &str) {
+    #[cfg(bridge_loom)]
+    UNREAD_PANIC_REPORTS.with(|n| n.set(n.get() + 1));
     if let Some(origin) = origin {
         tracing::error!(
             target: "bridge::debug",
@@ -121,6 +123,13 @@ pub(crate) fn unread_panic(origin: Option<&Origin>, message: &str) {
             message,
         );
     }
+}
+
+#[cfg(bridge_loom)]
+crate::sync::thread_local! {
+    /// Unread-panic reports made by this (loom) thread: the model of the
+    /// `DROPPED`/`PANICKED` race checks that exactly one side reports.
+    pub(crate) static UNREAD_PANIC_REPORTS: std::cell::Cell<usize> = std::cell::Cell::new(0);
 }
 
 std::thread_local! {

@@ -16,8 +16,8 @@
 //! Under `bridge_loom` there is no spin: the condition is checked once and the
 //! caller falls through to its park path, which is what the models check.
 
-use std::future::Future;
 use crate::sync::plain::Arc as StdArc; // `Waker::from` needs std's Arc; not a model concern
+use std::future::Future;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,9 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
 
 /// Time left until `deadline`, or `None` once it has passed.
 pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
 }
 
 /// Wakes the thread that is blocked in [`block_on`].
@@ -85,7 +87,11 @@ impl std::task::Wake for Signal {
     fn wake_by_ref(self: &StdArc<Self>) {
         // ORDERING: Release pairs with the waiter's Acquire swap, so what the
         // waking side did before waking is visible to the re-poll.
-        self.woken.store(true, Ordering::Release);
+        // A swap, not a store: the same in the C++ memory model, but loom
+        // 0.7 lets a later RMW read past a plain store that races an earlier
+        // RMW (tokio-rs/loom#254), which made the park model report a false
+        // lost wake-up. On the wake path (an unpark follows) the cost is nil.
+        self.woken.swap(true, Ordering::Release);
         // A thread that is spinning has no park token to consume: unpark only
         // sets it, so this costs no system call then.
         self.thread.unpark();

@@ -63,10 +63,10 @@ mod imp {
 
 #[cfg(bridge_loom)]
 mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread::{current as current_thread, yield_now, Thread};
-    pub(crate) use loom::cell::UnsafeCell;
 
     /// loom's mutex with `parking_lot`'s signature (no poisoning).
     #[derive(Debug)]
@@ -99,8 +99,18 @@ mod imp {
         loom::thread::yield_now()
     }
 
+    // loom's `thread_local!` takes no `const { .. }` initializer: strip it
+    // (the value is built lazily per loom thread either way).
     macro_rules! bridge_thread_local {
-        ($($tt:tt)*) => { loom::thread_local!($($tt)*); };
+        () => {};
+        ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr } $(; $($rest:tt)*)?) => {
+            loom::thread_local!($(#[$attr])* $vis static $name: $t = $init);
+            $($crate::sync::thread_local!($($rest)*);)?
+        };
+        ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr $(; $($rest:tt)*)?) => {
+            loom::thread_local!($(#[$attr])* $vis static $name: $t = $init);
+            $($crate::sync::thread_local!($($rest)*);)?
+        };
     }
     pub(crate) use bridge_thread_local as thread_local;
 }
