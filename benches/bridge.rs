@@ -769,7 +769,20 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
         })
     });
     out.push(("handoff/ours/block_on_safe_in_current_thread_rt", v));
-    drop(current);
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let v = multi
+        .block_on(multi.spawn(async move {
+            allocs_per_op(n, || {
+                black_box(bridge::block_on_safe(async { black_box(1u64) }).unwrap());
+            })
+        }))
+        .unwrap();
+    out.push(("handoff/ours/block_on_safe_in_multi_thread_task", v));
+    drop(multi);
     let lp = bridge::Loop::new().unwrap();
     let h = lp.handle();
     out.push((
@@ -785,6 +798,27 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
             black_box(f.wait().unwrap());
         }),
     ));
+    let caller_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Awaiting needs a runtime around the loop: count per await inside it.
+    let v = caller_rt.block_on(async {
+        let mut per = 0.0;
+        for round in 0..2 {
+            // ORDERING: Relaxed: see `Counting::alloc`.
+            ALLOCS.store(0, Ordering::Relaxed);
+            COUNTING.store(round == 1, Ordering::Relaxed);
+            for _ in 0..n {
+                let f = bridge::run_coroutine_threadsafe(async { black_box(1u64) }, &h);
+                black_box(f.await.unwrap());
+            }
+            COUNTING.store(false, Ordering::Relaxed);
+            per = ALLOCS.load(Ordering::Relaxed) as f64 / n as f64;
+        }
+        per
+    });
+    out.push(("submit/ours/run_coroutine_threadsafe_await", v));
     drop(lp);
     let peer = RuntimeThread::new();
     out.push((
@@ -800,6 +834,22 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
             black_box(pollster::block_on(ph.spawn(async { black_box(1u64) })).unwrap());
         }),
     ));
+    let v = caller_rt.block_on(async {
+        let mut per = 0.0;
+        for round in 0..2 {
+            // ORDERING: Relaxed: see `Counting::alloc`.
+            ALLOCS.store(0, Ordering::Relaxed);
+            COUNTING.store(round == 1, Ordering::Relaxed);
+            for _ in 0..n {
+                black_box(ph.spawn(async { black_box(1u64) }).await.unwrap());
+            }
+            COUNTING.store(false, Ordering::Relaxed);
+            per = ALLOCS.load(Ordering::Relaxed) as f64 / n as f64;
+        }
+        per
+    });
+    out.push(("submit/peer/tokio_spawn_join_await", v));
+    drop(caller_rt);
     drop(peer);
     let rt = multi_thread_runtime();
     out.push((
@@ -839,6 +889,18 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
         "inline/peer/pollster_ready",
         allocs_per_op(n, || {
             black_box(pollster::block_on(async { black_box(1u64) }));
+        }),
+    ));
+    out.push((
+        "inline/peer/pollster_yield",
+        allocs_per_op(n, || {
+            black_box(pollster::block_on(yield_once()));
+        }),
+    ));
+    out.push((
+        "inline/peer/futures_executor_yield",
+        allocs_per_op(n, || {
+            black_box(futures::executor::block_on(yield_once()));
         }),
     ));
     out.push((
