@@ -724,6 +724,12 @@ fn main() {
         expect_finished: (0..n).map(|_| AtomicU8::new(0)).collect(),
         live: AtomicUsize::new(0),
     });
+    // Touch every entry now, so that the ledger's pages count in the start
+    // figures and do not pose as growth later.
+    let l = ledger();
+    for v in [&l.resolved, &l.finished, &l.dropped, &l.expect_finished] {
+        v.iter().for_each(|a| a.store(0, Ordering::SeqCst));
+    }
     let counts = Counts {
         ops: OPS.iter().map(|_| AtomicU64::new(0)).collect(),
         faults: FAULTS.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -859,7 +865,6 @@ fn main() {
     // Settle: detached work (cancelled tasks, gated jobs) is dropped soon;
     // idle threads retire.
     let settle_start = Instant::now();
-    let l = ledger();
     while l.live.load(Ordering::SeqCst) != 0 && settle_start.elapsed() < SETTLE {
         thread::sleep(Duration::from_millis(20));
     }
