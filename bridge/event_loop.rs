@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
 use crate::registry::{self, LoopId, Marked};
 use crate::stats::LoopStats;
-use crate::sync::plain::{Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::plain::{Arc, AtomicBool, Mutex, OnceLock, Ordering};
 use crate::task::{Guarded, Task};
 
 /// Which kind of bridge loop a handle points to.
@@ -227,7 +227,9 @@ impl Drop for Loop {
 
 impl fmt::Debug for Loop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loop").field("handle", &self.handle).finish()
+        f.debug_struct("Loop")
+            .field("handle", &self.handle)
+            .finish()
     }
 }
 
@@ -284,15 +286,24 @@ impl LoopBuilder {
         }
         let (ready_tx, ready_rx) = future::promise::<LoopHandle>();
         let join = thread.spawn(move || {
+            // A request/response burst from another thread is served without
+            // the loop's thread sleeping between calls (see `worker::spin_before_park`).
+            let runtime_cell = Arc::new(OnceLock::<tokio::runtime::Handle>::new());
+            let on_park = runtime_cell.clone();
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .on_thread_park(move || {
+                    if let Some(h) = on_park.get() {
+                        crate::worker::spin_before_park(h);
+                    }
+                })
                 .build()
             {
                 Ok(rt) => rt,
                 Err(e) => return ready_tx.complete(Err(Error::Io(e))),
             };
-            let shared =
-                LoopShared::new(name, id, Kind::Owned, rt.handle().clone(), debug);
+            let shared = LoopShared::new(name, id, Kind::Owned, rt.handle().clone(), debug);
+            let _ = runtime_cell.set(rt.handle().clone());
             let handle = LoopHandle::from_shared(shared.clone());
             let _ctx = registry::enter(Marked::Bridge(handle.clone()), id.0);
             registry::register(shared.clone());
@@ -370,9 +381,6 @@ impl LoopHandle {
             loop_name: shared.name.clone(),
         });
         let (promise, cf) = future::pair(shared.home(), origin.clone(), DropOutcome::LoopClosed);
-        if shared.kind == Kind::Worker {
-            crate::worker::note_submission();
-        }
         let guarded = Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
         let task = Task::new(guarded, promise);
         let join = shared.tokio.spawn(task);

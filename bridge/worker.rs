@@ -12,8 +12,8 @@
 //!
 //! A submission is one tokio task (the one allocation of a call); the caller
 //! waits on its join handle with [`park::block_on`]: a short adaptive spin,
-//! then park. The worker, before it parks, spins as well while no new
-//! submission arrives (`on_thread_park`), so a burst of calls is served
+//! then park. The worker, before it parks, spins as well until a task is
+//! queued for it (`on_thread_park`), so a burst of calls is served
 //! without either side sleeping; both spins stop within
 //! [`park::MAX_SPIN`] of the last activity, so an idle worker costs no CPU.
 
@@ -26,7 +26,7 @@ use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::once::OnceCell;
 use crate::park;
 use crate::registry::{self, LoopId};
-use crate::sync::plain::{Arc, AtomicU64, OnceLock, Ordering};
+use crate::sync::plain::{Arc, OnceLock};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -43,20 +43,17 @@ loom::lazy_static! {
     static ref WORKER: OnceCell<Worker> = OnceCell::new();
 }
 
-/// Submissions to the worker so far: the worker's pre-park spin watches it.
-static SUBMISSIONS: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn note_submission() {
-    // ORDERING: Relaxed: a hint for the spinning worker; the task itself is
-    // handed over through tokio's queue, which synchronizes.
-    SUBMISSIONS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Spins before the worker parks, while no new submission arrives.
-fn spin_before_park() {
-    // ORDERING: Relaxed: see `note_submission`.
-    let seen = SUBMISSIONS.load(Ordering::Relaxed);
-    park::spin_until(|| SUBMISSIONS.load(Ordering::Relaxed) != seen);
+/// Spins before the worker parks, until a task is queued for it or the
+/// spin budget runs out.
+///
+/// It watches the runtime's injection queue, where every task submitted from
+/// another thread lands, rather than a counter of submissions: a submission
+/// that arrived while the worker was finishing its previous task is already
+/// in the queue when this runs, and must end the spin at once (tokio then
+/// finds it before parking), not after the whole budget.
+pub(crate) fn spin_before_park(runtime: &tokio::runtime::Handle) {
+    let metrics = runtime.metrics();
+    park::spin_until(|| metrics.global_queue_depth() > 0);
 }
 
 fn start() -> Result<Worker, Error> {
@@ -76,7 +73,9 @@ fn start() -> Result<Worker, Error> {
         .on_thread_start(registry::mark_worker_thread)
         .on_thread_park(move || {
             record(&on_park);
-            spin_before_park();
+            if let Some(shared) = on_park.get() {
+                spin_before_park(&shared.tokio);
+            }
         })
         .on_thread_unpark(move || record(&on_unpark))
         .build()?;
@@ -212,7 +211,6 @@ where
             loop_name: shared.name.clone(),
         }),
     };
-    note_submission();
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
     let join = shared.tokio.spawn(guarded);
     // `unconstrained`: inside a runtime, tokio's task budget would otherwise
