@@ -98,26 +98,30 @@ impl std::task::Wake for Signal {
     }
 }
 
+fn new_signal() -> (StdArc<Signal>, Waker) {
+    let signal = StdArc::new(Signal {
+        woken: AtomicBool::new(false),
+        thread: crate::sync::current_thread(),
+    });
+    let waker = Waker::from(signal.clone());
+    (signal, waker)
+}
+
 crate::sync::thread_local! {
-    static SIGNAL: (StdArc<Signal>, Waker) = {
-        let signal = StdArc::new(Signal {
-            woken: AtomicBool::new(false),
-            thread: crate::sync::current_thread(),
-        });
-        let waker = Waker::from(signal.clone());
-        (signal, waker)
-    };
+    static SIGNAL: (StdArc<Signal>, Waker) = new_signal();
 }
 
 /// Polls `fut` to completion on this thread, spinning briefly and then
 /// parking between polls. The waker is cached per thread (no allocation
-/// after the first call).
+/// after the first call; during thread teardown, when the cache is gone, a
+/// fresh one is made).
 ///
 /// Not re-entrant: `fut` must not itself block on this thread with this
 /// function (the futures we pass, join handles, never run user code).
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    SIGNAL.with(|(signal, waker)| {
+    let mut fut = Some(fut);
+    let mut run = |(signal, waker): &(StdArc<Signal>, Waker)| {
+        let mut fut = std::pin::pin!(fut.take().expect("polled by one path"));
         let mut cx = Context::from_waker(waker);
         loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
@@ -136,5 +140,9 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
                 crate::sync::park();
             }
         }
-    })
+    };
+    match SIGNAL.try_with(|s| run(s)) {
+        Ok(v) => v,
+        Err(_) => run(&new_signal()),
+    }
 }

@@ -160,7 +160,14 @@ pub(crate) fn in_any_loop() -> bool {
     let ours = CONTEXT
         .try_with(|c| c.worker_thread.get() || !matches!(*c.marked.borrow(), Marked::Nothing))
         .unwrap_or(false);
-    ours || tokio::runtime::Handle::try_current().is_ok() || in_futures_executor()
+    // A tokio context whose thread-local is already destroyed (a late
+    // thread-local destructor) counts as a loop: no runtime can be driven on
+    // this thread any more, so work must be handed to the worker loop.
+    let tokio = match tokio::runtime::Handle::try_current() {
+        Ok(_) => true,
+        Err(e) => e.is_thread_local_destroyed(),
+    };
+    ours || tokio || in_futures_executor()
 }
 
 fn in_futures_executor() -> bool {

@@ -737,11 +737,6 @@ fn entry_points_work_in_a_thread_local_destructor() {
 }
 
 #[test]
-#[ignore = "library departs from API.md (\"from sync code anywhere\", \"without a panic\"): in a \
-            thread-local destructor that runs after tokio's and the crate's thread-locals are \
-            destroyed, block_on_safe returns Err(Panicked(\"The Tokio context thread-local \
-            variable has been destroyed.\")) and call_blocking panics (park::block_on's SIGNAL \
-            thread-local is gone); ConcurrentFuture::wait works"]
 fn entry_points_work_in_a_late_thread_local_destructor() {
     if std::env::var_os("BRIDGE_TEST_CHILD").is_some() {
         return thread_local_destructor_case(true);
