@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
 use crate::registry::{self, LoopId, Marked};
 use crate::stats::LoopStats;
-use crate::sync::plain::{Arc, AtomicBool, Mutex, OnceLock, Ordering};
+use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
 use crate::task::{Guarded, Task};
 
 /// Which kind of bridge loop a handle points to.
@@ -45,8 +45,10 @@ pub(crate) struct LoopShared {
     /// Counters and lag for [`LoopInfo`](crate::LoopInfo).
     pub(crate) stats: Arc<LoopStats>,
     closed: AtomicBool,
-    /// The thread driving the loop now.
+    /// The thread driving the loop now, and its `registry::thread_no` (a
+    /// cheap check that spares the lock when the driver has not changed).
     thread: Mutex<ThreadId>,
+    driver_no: AtomicU64,
     /// Tells an owned loop's thread to stop.
     stop: tokio::sync::Notify,
 }
@@ -68,6 +70,7 @@ impl LoopShared {
             stats: LoopStats::new(),
             closed: AtomicBool::new(false),
             thread: Mutex::new(std::thread::current().id()),
+            driver_no: AtomicU64::new(registry::thread_no()),
             stop: tokio::sync::Notify::new(),
         });
         if debug.enabled() {
@@ -80,10 +83,16 @@ impl LoopShared {
         *self.thread.lock()
     }
 
-    pub(crate) fn set_thread(&self, id: ThreadId) {
-        let mut t = self.thread.lock();
-        if *t != id {
-            *t = id;
+    /// Records the calling thread as the one driving the loop now: called
+    /// where the worker loop's core may have moved (its park hooks, and each
+    /// poll of a task spawned on it).
+    pub(crate) fn note_driver(&self) {
+        let me = registry::thread_no();
+        // ORDERING: Relaxed: a hint that skips the lock; the `ThreadId` itself
+        // is read and written under the lock.
+        if self.driver_no.load(Ordering::Relaxed) != me {
+            self.driver_no.store(me, Ordering::Relaxed);
+            *self.thread.lock() = std::thread::current().id();
         }
     }
 
@@ -381,7 +390,13 @@ impl LoopHandle {
             loop_name: shared.name.clone(),
         });
         let (promise, cf) = future::pair(shared.home(), origin.clone(), DropOutcome::LoopClosed);
-        let guarded = Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
+        let mut guarded =
+            Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
+        if shared.kind == Kind::Worker {
+            if let Ok(worker) = crate::worker::worker_shared() {
+                guarded = guarded.driven_by(worker);
+            }
+        }
         let task = Task::new(guarded, promise);
         let join = shared.tokio.spawn(task);
         cf.set_abort(join.abort_handle());

@@ -67,6 +67,23 @@ pub(crate) fn next_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A small number naming this thread, assigned on first use (never 0).
+pub(crate) fn thread_no() -> u64 {
+    std::thread_local! {
+        // Per-thread and never shared: not a model concern.
+        static NO: Cell<u64> = const { Cell::new(0) };
+    }
+    NO.try_with(|n| {
+        if n.get() == 0 {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            // ORDERING: Relaxed: only uniqueness matters.
+            n.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        n.get()
+    })
+    .unwrap_or(u64::MAX)
+}
+
 /// What our guards have marked on this thread.
 #[derive(Clone, Default)]
 pub(crate) enum Marked {

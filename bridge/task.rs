@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::debug::Origin;
+use crate::event_loop::LoopShared;
 use crate::error::{Error, PanicError};
 use crate::future::{DropOutcome, Promise};
 use crate::stats::{LoopStats, TaskCount};
@@ -27,6 +28,8 @@ pin_project_lite::pin_project! {
         fut: F,
         origin: Option<Origin>,
         slow_poll: Duration,
+        // The worker loop, whose driving thread each poll records.
+        driver: Option<&'static LoopShared>,
     }
 }
 
@@ -38,7 +41,15 @@ impl<F: Future> Guarded<F> {
             fut,
             origin,
             slow_poll,
+            driver: None,
         }
+    }
+
+    /// Records, at each poll, the polling thread as the one driving `worker`
+    /// (the worker loop's core moves when a thread blocks inside it).
+    pub(crate) fn driven_by(mut self, worker: &'static LoopShared) -> Self {
+        self.driver = Some(worker);
+        self
     }
 
     /// Counts this task on the loop `stats` belongs to (spawned now; completed,
@@ -54,6 +65,9 @@ impl<F: Future> Future for Guarded<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(worker) = this.driver {
+            worker.note_driver();
+        }
         let fut = this.fut;
         let result = match this.origin {
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),

@@ -63,7 +63,7 @@ fn start() -> Result<Worker, Error> {
     let on_unpark = cell.clone();
     let record = |cell: &OnceLock<Arc<LoopShared>>| {
         if let Some(shared) = cell.get() {
-            shared.set_thread(std::thread::current().id());
+            shared.note_driver();
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,10 +88,9 @@ fn start() -> Result<Worker, Error> {
     );
     let _ = cell.set(shared.clone());
     // Learn which thread drives it before anyone asks.
-    let probe = runtime.spawn(async { std::thread::current().id() });
-    if let Ok(Ok(tid)) = std::panic::catch_unwind(|| park::block_on(probe)) {
-        shared.set_thread(tid);
-    }
+    let probe_shared = shared.clone();
+    let probe = runtime.spawn(async move { probe_shared.note_driver() });
+    let _ = std::panic::catch_unwind(|| park::block_on(probe));
     registry::register(shared.clone());
     Ok(Worker {
         _runtime: runtime,
@@ -101,6 +100,11 @@ fn start() -> Result<Worker, Error> {
 
 fn worker() -> Result<&'static Worker, Error> {
     WORKER.get_or_try_init(start)
+}
+
+/// The worker loop's shared state, started if needed.
+pub(crate) fn worker_shared() -> Result<&'static LoopShared, Error> {
+    worker().map(|w| &*w.handle.shared)
 }
 
 /// The shared worker loop, started on first use; it lives for the process.
@@ -197,7 +201,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let shared = &worker()?.handle.shared;
+    let shared = worker_shared()?;
     let origin = shared.debug.enabled().then(|| Origin {
         location: caller,
         loop_name: shared.name.clone(),
@@ -211,7 +215,9 @@ where
             loop_name: shared.name.clone(),
         }),
     };
-    let guarded = Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
+    let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
+        .counted(&shared.stats)
+        .driven_by(shared);
     let join = shared.tokio.spawn(guarded);
     // `unconstrained`: inside a runtime, tokio's task budget would otherwise
     // make the join handle return `Pending` forever to a thread that blocks.

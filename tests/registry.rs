@@ -299,9 +299,6 @@ fn worker_thread_id_is_the_thread_driving_it() {
 }
 
 #[test]
-#[ignore = "library departs from API.md: after a nested call_blocking moves the worker's \
-            core to another thread, LoopInfo::thread_id() still names the blocked thread \
-            until the new one parks (set only in on_thread_park/unpark)"]
 fn worker_thread_id_follows_the_core_when_nested() {
     bounded("worker_tid_nested", || {
         let w = bridge::worker_loop().id();
