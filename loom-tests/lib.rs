@@ -134,18 +134,22 @@ mod imp {
     ///
     /// loom 0.7's DPOR remembers only the *last* access to each atomic, so a
     /// thread that loads a word and then read-modify-writes it (every state
-    /// machine here does: an early-out `load`, then `fetch_or`/CAS) overwrites
-    /// the record of another thread's earlier load, and the interleaving where
-    /// its RMW goes before that load is never tried (tokio-rs/loom#166,
-    /// tokio-rs/loom#392). Which interleavings are lost depends on which actor
-    /// loom's first execution runs first, so every two-actor model runs in
-    /// both orientations, and asserts with [`Coverage`] that each outcome
-    /// class it claims was reached.
+    /// machine here does: an early-out `load`, then `fetch_or`/CAS) can
+    /// overwrite the record of another thread's earlier load, and the
+    /// interleaving where its RMW goes before that load is then never tried
+    /// (tokio-rs/loom#166, tokio-rs/loom#392). With one actor on the model's
+    /// main thread this hid whole outcome classes (a `wait` on the home thread
+    /// never saw the value; a spawned completer never ran before the main
+    /// thread's first load). With both actors on spawned threads each order
+    /// alone reaches every class the models assert, but which interleavings
+    /// are pruned still depends on which actor runs first, so every two-actor
+    /// model runs in both orders, and asserts with [`Coverage`] that each
+    /// outcome class it claims was reached.
     ///
     /// Both actors run on spawned threads and the main thread only joins
-    /// them: loom wakes a thread blocked in `join` (or on a lock) when it is
-    /// unparked and then fails an internal assertion, and a waker may unpark
-    /// its thread late, after that thread moved on, which real
+    /// them for a second reason: loom wakes a thread blocked in `join` when
+    /// it is unparked and then fails an internal assertion, and a waker may
+    /// unpark its thread late, after that thread moved on, which real
     /// `park`/`unpark` tolerates. Keeping every waiter off the joining thread
     /// keeps those stray unparks harmless.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +182,60 @@ mod imp {
                     (ta.join().unwrap(), tb.join().unwrap())
                 }
             }
+        }
+    }
+
+    /// Runs three actors on three model threads, spawned (so first run by
+    /// loom) in the order given by `rotation` (0, 1 or 2: `abc`, `bca`,
+    /// `cab`), and returns their results in `a, b, c` order once all are
+    /// done. See [`Orientation`] for why the order is varied.
+    pub fn race3<A, B, C, RA, RB, RC>(rotation: usize, a: A, b: B, c: C) -> (RA, RB, RC)
+    where
+        A: FnOnce() -> RA + Send + 'static,
+        B: FnOnce() -> RB + Send + 'static,
+        C: FnOnce() -> RC + Send + 'static,
+        RA: Send + 'static,
+        RB: Send + 'static,
+        RC: Send + 'static,
+    {
+        type Actor = Box<dyn FnOnce() -> Box<dyn std::any::Any + Send> + Send>;
+        let mut actors: Vec<Option<Actor>> = vec![
+            Some(Box::new(move || {
+                Box::new(a()) as Box<dyn std::any::Any + Send>
+            })),
+            Some(Box::new(move || {
+                Box::new(b()) as Box<dyn std::any::Any + Send>
+            })),
+            Some(Box::new(move || {
+                Box::new(c()) as Box<dyn std::any::Any + Send>
+            })),
+        ];
+        let mut handles: Vec<Option<loom::thread::JoinHandle<Box<dyn std::any::Any + Send>>>> =
+            vec![None, None, None];
+        for k in 0..3 {
+            let i = (rotation + k) % 3;
+            handles[i] = Some(loom::thread::spawn(actors[i].take().expect("spawned once")));
+        }
+        let mut results = handles
+            .into_iter()
+            .map(|h| h.expect("spawned").join().unwrap());
+        let mut next = move || results.next().expect("three results");
+        (
+            *next().downcast::<RA>().expect("a's result"),
+            *next().downcast::<RB>().expect("b's result"),
+            *next().downcast::<RC>().expect("c's result"),
+        )
+    }
+
+    /// Runs `model` under [`model`] once per rotation of [`race3`].
+    pub fn model_rotations<F>(model: F)
+    where
+        F: Fn(usize) + Sync + Send + 'static,
+    {
+        let model = std::sync::Arc::new(model);
+        for rotation in 0..3 {
+            let m = model.clone();
+            self::model(move || m(rotation));
         }
     }
 

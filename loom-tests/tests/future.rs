@@ -15,7 +15,10 @@ use bridge::loom_api;
 use bridge::{promise, ConcurrentFuture, Error};
 use loom::sync::Arc;
 use loom::thread;
-use loom_tests::{counting_waker, model_both_ways, poll_once, Counter, Coverage, DropCounter};
+use loom_tests::{
+    counting_waker, model_both_ways, model_rotations, poll_once, race3, Counter, Coverage,
+    DropCounter,
+};
 
 /// Takes the future back once every other clone of the `Arc` is gone.
 fn unshare<T>(f: Arc<ConcurrentFuture<T>>) -> ConcurrentFuture<T> {
@@ -596,4 +599,66 @@ fn panic_read_or_cancelled_is_not_reported() {
         assert_eq!(by_promise + by_future, 0);
     });
     cov.assert_seen(&["cancelled", "read"]);
+}
+
+/// Three actors: the promise completes, another thread cancels, a third
+/// waits (parked, through `&self`). Exactly one outcome wins, the waiter is
+/// always woken, `cancel()` returns true exactly when the outcome is
+/// `Cancelled`, and the value is dropped exactly once.
+#[test]
+fn complete_vs_cancel_vs_sync_waiter() {
+    let cov = Coverage::new();
+    let c = cov.clone();
+    model_rotations(move |rotation| {
+        let drops = DropCounter::new();
+        let (p, f) = promise();
+        let f = Arc::new(f);
+        let (d, f1, f2) = (drops.clone(), f.clone(), f.clone());
+        let ((), cancelled, woken) = race3(
+            rotation,
+            move || p.set_result(d.value(7)),
+            move || f1.cancel(),
+            move || f2.wait_timeout(Duration::MAX),
+        );
+        assert!(woken);
+        match unshare(f).wait() {
+            Ok(v) => {
+                assert!(!cancelled);
+                assert_eq!(v.value, 7);
+                c.hit("completed");
+            }
+            Err(Error::Cancelled) => {
+                assert!(cancelled);
+                c.hit("cancelled");
+            }
+            Err(e) => panic!("unexpected outcome {e:?}"),
+        }
+        assert_eq!(drops.drops(), 1);
+    });
+    cov.assert_seen(&["completed", "cancelled"]);
+}
+
+/// Three actors: the promise completes, another thread cancels, a third
+/// adds a done-callback. The callback runs exactly once, whoever wins and
+/// whenever it was added.
+#[test]
+fn complete_vs_cancel_vs_callback() {
+    let cov = Coverage::new();
+    let c = cov.clone();
+    model_rotations(move |rotation| {
+        let (p, f) = promise::<u32>();
+        let f = Arc::new(f);
+        let runs = Counter::new();
+        let (f1, f2, r) = (f.clone(), f.clone(), runs.clone());
+        let ((), cancelled, ()) = race3(
+            rotation,
+            move || p.set_result(7),
+            move || f1.cancel(),
+            move || f2.add_done_callback(move || r.incr()),
+        );
+        assert_eq!(runs.get(), 1, "the callback must run exactly once");
+        c.hit(if cancelled { "cancelled" } else { "completed" });
+        assert_eq!(unshare(f).cancelled(), cancelled);
+    });
+    cov.assert_seen(&["completed", "cancelled"]);
 }

@@ -8,15 +8,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use bridge::loom_api;
-use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
-use loom_tests::{model_both_ways, Coverage};
+use loom_tests::{model, model_both_ways, Coverage};
 
-/// The smallest hand-off: ready once `ready` is set; the setter sets it and
-/// then wakes whatever waker the last poll left.
+/// The smallest hand-off: ready once `needed` completers have each added one
+/// to `done` and then woken whatever waker the last poll left.
 #[derive(Clone)]
 struct Handoff {
-    ready: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+    needed: usize,
     waker: Arc<Mutex<Option<Waker>>>,
     /// Polls so far: plain `std`, outside the model, for coverage only.
     polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -24,8 +25,13 @@ struct Handoff {
 
 impl Handoff {
     fn new() -> Self {
+        Self::needing(1)
+    }
+
+    fn needing(needed: usize) -> Self {
         Handoff {
-            ready: Arc::new(AtomicBool::new(false)),
+            done: Arc::new(AtomicUsize::new(0)),
+            needed,
             waker: Arc::new(Mutex::new(None)),
             polls: Default::default(),
         }
@@ -42,9 +48,13 @@ impl Handoff {
         });
     }
 
+    fn is_ready(&self) -> bool {
+        self.done.load(Ordering::Acquire) >= self.needed
+    }
+
     /// The other thread's side: publish, then wake.
     fn complete(&self) {
-        self.ready.store(true, Ordering::Release);
+        self.done.fetch_add(1, Ordering::Release);
         let waker = self.waker.lock().unwrap().take();
         if let Some(w) = waker {
             w.wake();
@@ -60,7 +70,7 @@ impl Future for Handoff {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Register first, then check: a completion after the check finds the waker.
         *self.waker.lock().unwrap() = Some(cx.waker().clone());
-        if self.ready.load(Ordering::Acquire) {
+        if self.is_ready() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -80,7 +90,7 @@ fn block_on_sees_the_wake() {
         let h = Handoff::new();
         let (other, mine) = (h.clone(), h.clone());
         o.race(move || other.complete(), move || loom_api::block_on(mine));
-        assert!(h.ready.load(Ordering::Relaxed));
+        assert!(h.is_ready());
         h.note(&c);
     });
     cov.assert_seen(&["ready at the first poll", "waited for the wake"]);
@@ -105,11 +115,11 @@ fn block_on_twice_reuses_the_waker() {
             },
             move || {
                 loom_api::block_on(a3.clone());
-                assert!(a3.ready.load(Ordering::Relaxed));
+                assert!(a3.is_ready());
                 loom_api::block_on(b3);
             },
         );
-        assert!(b.ready.load(Ordering::Relaxed));
+        assert!(b.is_ready());
         a.note(&c);
         b.note(&c);
     });
@@ -127,4 +137,36 @@ fn block_on_a_concurrent_future() {
         let ((), v) = o.race(move || p.set_result(7), move || loom_api::block_on(f));
         assert_eq!(v.unwrap(), 7);
     });
+}
+
+/// Two threads each complete half of a future and wake it, concurrently:
+/// the `Signal` takes two racing wakes (two swaps, two unparks), the waiter
+/// may re-poll between them and re-register, and `block_on` still returns
+/// only once both halves are in, never parking past the last wake. Run with
+/// the waiter spawned first, second and last.
+#[test]
+fn block_on_woken_by_two_threads() {
+    let cov = Coverage::new();
+    let c = cov.clone();
+    for waiter_at in 0..3 {
+        let c = c.clone();
+        model(move || {
+            let h = Handoff::needing(2);
+            let mut threads = Vec::new();
+            for slot in 0..3 {
+                let h = h.clone();
+                threads.push(if slot == waiter_at {
+                    loom::thread::spawn(move || loom_api::block_on(h))
+                } else {
+                    loom::thread::spawn(move || h.complete())
+                });
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(h.is_ready());
+            h.note(&c);
+        });
+    }
+    cov.assert_seen(&["ready at the first poll", "waited for the wake"]);
 }
