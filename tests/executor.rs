@@ -398,14 +398,15 @@ fn dropping_inside_an_async_context_does_not_block_it() {
     bounded("drop-async", || {
         let rt = common::current_rt();
         let (release, gate) = mpsc::channel::<()>();
-        let fut = rt.block_on(async move {
+        let mut job = None;
+        rt.block_on(async {
             let pool = Executor::new(1);
-            let fut = pool.run(move || gate.recv().unwrap());
+            job = Some(pool.run(move || gate.recv().unwrap()));
+            // The job is blocked: dropping the pool must not wait for it.
             drop(pool);
-            fut
         });
         release.send(()).unwrap();
-        fut.wait().unwrap();
+        job.unwrap().wait().unwrap();
     });
 }
 
