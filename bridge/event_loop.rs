@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
 use crate::registry::{self, LoopId, Marked};
 use crate::stats::LoopStats;
-use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering};
+use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering, Weak};
 use crate::task::{Guarded, Task};
 
 /// Which kind of bridge loop a handle points to.
@@ -297,13 +297,16 @@ impl LoopBuilder {
         let join = thread.spawn(move || {
             // A request/response burst from another thread is served without
             // the loop's thread sleeping between calls (see `worker::spin_before_park`).
-            let runtime_cell = Arc::new(OnceLock::<tokio::runtime::Handle>::new());
+            // The hook lives inside the runtime, so it holds the loop weakly:
+            // owning the runtime's handle would be a cycle that leaks every
+            // closed loop's runtime, with its epoll and event fds.
+            let runtime_cell = Arc::new(OnceLock::<Weak<LoopShared>>::new());
             let on_park = runtime_cell.clone();
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .on_thread_park(move || {
-                    if let Some(h) = on_park.get() {
-                        crate::worker::spin_before_park(h);
+                    if let Some(shared) = on_park.get().and_then(Weak::upgrade) {
+                        crate::worker::spin_before_park(&shared.tokio);
                     }
                 })
                 .build()
@@ -312,7 +315,7 @@ impl LoopBuilder {
                 Err(e) => return ready_tx.complete(Err(Error::Io(e))),
             };
             let shared = LoopShared::new(name, id, Kind::Owned, rt.handle().clone(), debug);
-            let _ = runtime_cell.set(rt.handle().clone());
+            let _ = runtime_cell.set(Arc::downgrade(&shared));
             let handle = LoopHandle::from_shared(shared.clone());
             let _ctx = registry::enter(Marked::Bridge(handle.clone()), id.0);
             registry::register(shared.clone());
