@@ -32,7 +32,13 @@ use crate::registry;
 use crate::sync::plain::{Arc, OnceLock};
 
 /// How long an idle pool thread waits for work before it exits, unless the
-/// builder says otherwise.
+/// builder says otherwise ([`ExecutorBuilder::idle_timeout`]).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(bridge::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The thread-name prefix of pools made by [`Executor::new`].
