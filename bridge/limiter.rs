@@ -16,8 +16,10 @@ use crate::sync::plain::{Arc, Mutex};
 /// order, and go to the executor as earlier ones finish. Nothing blocks:
 /// [`run`](Self::run) returns a [`ConcurrentFuture`] at once.
 ///
-/// Cloning gives another handle to the same limit. One limiter may feed
-/// several executors; the cap counts all of them.
+/// A job's slot is free again before its outcome is published: once a
+/// `wait()` or `.await` returns, the next job can take the slot. Cloning
+/// gives another handle to the same limit. One limiter may feed several
+/// executors; the cap counts all of them.
 ///
 /// # Examples
 ///
@@ -60,16 +62,37 @@ struct State {
 }
 
 /// A job admitted under the cap: gives its slot back when it is done (run,
-/// failed, or dropped).
+/// failed, or dropped). A job that runs gives it back before its outcome is
+/// published, so whoever sees the result can count on the slot being free.
 struct Limited {
     job: Option<Box<dyn Job>>,
     limiter: Arc<Inner>,
+    released: bool,
+}
+
+impl Limited {
+    fn new(job: Box<dyn Job>, limiter: Arc<Inner>) -> Limited {
+        Limited {
+            job: Some(job),
+            limiter,
+            released: false,
+        }
+    }
 }
 
 impl Job for Limited {
     fn run(mut self: Box<Self>, finished: &mut dyn FnMut()) {
         if let Some(job) = self.job.take() {
-            job.run(finished);
+            let limiter = &self.limiter;
+            let mut released = false;
+            job.run(&mut || {
+                finished();
+                if !released {
+                    released = true;
+                    limiter.release();
+                }
+            });
+            self.released = released;
         }
     }
 
@@ -83,7 +106,9 @@ impl Job for Limited {
 impl Drop for Limited {
     fn drop(&mut self) {
         drop(self.job.take());
-        self.limiter.release();
+        if !self.released {
+            self.limiter.release();
+        }
     }
 }
 
@@ -104,11 +129,7 @@ impl Inner {
             // The slot passes to `job`.
             match shared.admit() {
                 Ok(admit) => {
-                    let limited = Limited {
-                        job: Some(job),
-                        limiter: self.clone(),
-                    };
-                    shared.enqueue(Box::new(limited), admit);
+                    shared.enqueue(Box::new(Limited::new(job, self.clone())), admit);
                     return;
                 }
                 // Its executor closed meanwhile: resolve it, pass the slot on.
@@ -175,11 +196,7 @@ impl CapacityLimiter {
             }
             st.in_flight += 1;
         }
-        let limited = Limited {
-            job: Some(job),
-            limiter: self.inner.clone(),
-        };
-        shared.submit(Box::new(limited));
+        shared.submit(Box::new(Limited::new(job, self.inner.clone())));
         fut
     }
 
