@@ -12,14 +12,19 @@
 //! there are more queued jobs than idle threads to take them and fewer than
 //! `max_threads` threads exist; otherwise the job waits in the queue, in
 //! submission order, for the next thread to come free. A thread that finds no
-//! work spins for a few microseconds (so a job submitted right after the
-//! last one is picked up without a system call), then parks; after the idle
-//! timeout (10 s by default, see [`ExecutorBuilder::idle_timeout`]) with no
-//! work it exits. A job runs under `catch_unwind`: a panic becomes
-//! `Err(Panicked)` and the thread stays in the pool.
+//! work spins for up to 50 us (so a job submitted right after the last one is
+//! picked up without a system call; at most half the cores' worth of idle
+//! threads spin at once), then parks, using no CPU; after the idle timeout
+//! (10 s by default, see [`ExecutorBuilder::idle_timeout`]) with no work it
+//! exits. A job runs under `catch_unwind`: a panic becomes `Err(Panicked)`
+//! and the thread stays in the pool.
 //!
 //! The accounting is one atomic word and the queue is lock-free, so no lock
-//! is taken per job; the only lock is the one idle threads park under.
+//! is taken per job; the only lock is the one idle threads park under, taken
+//! by a submitter only when it must wake a parked thread.
+//!
+//! One caller's burst can be kept from taking the whole pool with a
+//! [`CapacityLimiter`](crate::CapacityLimiter).
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
