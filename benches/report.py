@@ -50,8 +50,11 @@ PEERS = {
 GROUP_ORDER = ["floor", "handoff", "inline", "submit", "executor", "contention"]
 # Groups of other bench binaries that are not ours-vs-peers comparisons.
 SKIP_GROUPS = {"debug"}
-# An entry written this long before the bridge run's extras is from another run.
-SAME_RUN_SECONDS = 900
+# The groups of benches/bridge.rs; the rest come from other bench binaries.
+BRIDGE_GROUPS = {"floor", "handoff", "inline", "submit", "contention"}
+# A whole `cargo bench --bench bridge` run takes about 5 minutes: an entry of
+# its groups written longer than this before its extras is from another run.
+SAME_RUN_SECONDS = 420
 
 
 def load(root):
@@ -79,9 +82,14 @@ def load(root):
 
 
 def mark_other_runs(data, extra_mtime):
-    """Flags entries not measured in the same run as the bridge extras."""
+    """Flags entries not measured in the same run as the bridge extras: the
+    groups of other bench binaries, and any left over from an older run."""
     for v in data.values():
-        v["other_run"] = extra_mtime is not None and v["mtime"] < extra_mtime - SAME_RUN_SECONDS
+        ours = v["group"].split("/")[0] in BRIDGE_GROUPS
+        v["other_run"] = not ours or (
+            extra_mtime is not None
+            and not extra_mtime - SAME_RUN_SECONDS <= v["mtime"] <= extra_mtime
+        )
 
 
 def name(fid, data):
@@ -366,8 +374,8 @@ def main():
               "### Ours beside the peers",
               "Medians. *ours / peer* below 1 means ours is faster. Contention rows: time per "
               "call over all threads (inverse throughput); the plot shows per-thread round trips. "
-              "*(other run)*: from an earlier run of another bench binary (e.g. `executor`), "
-              "not comparable with the floor of this run.",
+              "*(other run)*: from another run (another bench binary such as `executor`, or an "
+              "older run), not comparable with the floor of this run.",
               table(data, extra), "### Peers", peers_table(data, extra)]
     text = "\n\n".join(parts) + "\n"
     print(text)
