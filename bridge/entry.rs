@@ -46,10 +46,7 @@ pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
         .enable_all()
         .build()?;
     let id = LoopId(registry::next_id());
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("bridge-run")
-        .into();
+    let name = std::thread::current().name().unwrap_or("bridge-run").into();
     let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
     let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
     // Outside the closure: a closure does not inherit `#[track_caller]`.
@@ -59,7 +56,10 @@ pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
         loop_name: shared.name.clone(),
     });
     registry::register(shared.clone());
-    let ctx = registry::enter(Marked::Bridge(LoopHandle::from_shared(shared.clone())), id.0);
+    let ctx = registry::enter(
+        Marked::Bridge(LoopHandle::from_shared(shared.clone())),
+        id.0,
+    );
     let out = rt.block_on(Guarded::new(fut, origin, debug.slow_poll()));
     shared.close();
     // Cancels every task left on the loop; their destructors run here.

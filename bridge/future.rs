@@ -447,7 +447,6 @@ impl<T> Promise<T> {
         let prev = State(inner.state.fetch_or(STARTED, Ordering::AcqRel));
         !prev.is_complete()
     }
-
 }
 
 impl<T> Drop for Promise<T> {

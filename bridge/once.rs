@@ -85,7 +85,8 @@ impl<T> OnceCell<T> {
                     }
                     let reset = Reset(&self.state);
                     let f = init.take().expect("init runs at most once per caller");
-                    let value = f()?; // `reset` puts the cell back to UNINIT on error or panic
+                    // On error or panic, `reset` puts the cell back to UNINIT.
+                    let value = f()?;
                     // SAFETY: this caller moved the state to `RUNNING`, so it is the only
                     // writer, and no reader touches the value before `READY`.
                     self.value.with_mut(|p| unsafe { *p = Some(value) });

@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::debug::Origin;
-use crate::event_loop::LoopShared;
 use crate::error::{Error, PanicError};
+use crate::event_loop::LoopShared;
 use crate::future::{DropOutcome, Promise};
 use crate::stats::{LoopStats, TaskCount};
 use crate::sync::plain::Arc;
