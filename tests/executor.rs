@@ -166,6 +166,41 @@ fn a_thread_is_spawned_only_when_no_idle_thread_can_take_the_job() {
 }
 
 #[test]
+fn parked_threads_are_woken_for_every_job() {
+    // A lost wake-up would not hang: the job would wait for a thread's idle
+    // timeout. Make that timeout far longer than the bound, so that it fails.
+    common::bounded_for("wake", Duration::from_secs(25), || {
+        let pool = Executor::builder()
+            .max_threads(4)
+            .idle_timeout(Duration::from_secs(120))
+            .build();
+        for round in 0..60 {
+            // Past every spin budget: the idle threads park, so each burst
+            // goes through the wake-up path (the pause is not a
+            // synchronization; the test only asserts that every job finishes).
+            std::thread::sleep(Duration::from_micros(300));
+            let submitters: Vec<_> = (0..2)
+                .map(|s| {
+                    let pool = pool.clone();
+                    std::thread::spawn(move || {
+                        let futs: Vec<_> = (0..4)
+                            .map(|i| pool.run(move || round * 100 + s * 10 + i))
+                            .collect();
+                        wait_all(futs)
+                    })
+                })
+                .collect();
+            for (s, t) in submitters.into_iter().enumerate() {
+                let want: Vec<_> = (0..4).map(|i| round * 100 + s * 10 + i).collect();
+                assert_eq!(t.join().unwrap(), want);
+            }
+            assert!(pool.threads() <= 4);
+        }
+        pool.shutdown();
+    });
+}
+
+#[test]
 fn single_thread_runs_in_order_on_one_named_thread() {
     bounded("single", || {
         let ex = Executor::single_thread("sqlite-conn");
