@@ -53,6 +53,9 @@ impl<T> OnceCell<T> {
     }
 
     /// The value, if built.
+    // Read by the loom start-once model (`loom_api::OnceCell`); the crate
+    // itself only needs `get_or_try_init`.
+    #[cfg_attr(not(bridge_loom), allow(dead_code))]
     pub fn get(&self) -> Option<&T> {
         // ORDERING: Acquire pairs with the Release store of `READY`, making the
         // value write visible.

@@ -28,12 +28,6 @@ mod imp {
         std::thread::park()
     }
 
-    /// Busy-wait hint for spin loops.
-    #[inline]
-    pub(crate) fn spin_hint() {
-        std::hint::spin_loop()
-    }
-
     /// `UnsafeCell` with loom's closure API, so call sites read the same
     /// under the model.
     #[derive(Debug)]
@@ -90,13 +84,6 @@ mod imp {
 
     pub(crate) fn park() {
         loom::thread::park()
-    }
-
-    /// Under loom a spin must yield, or the model never lets the other
-    /// thread run.
-    #[inline]
-    pub(crate) fn spin_hint() {
-        loom::thread::yield_now()
     }
 
     // loom's `thread_local!` takes no `const { .. }` initializer: strip it
