@@ -5,8 +5,11 @@
 //! `RUSTFLAGS="--cfg bridge_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test -p loom-tests --release`.
 //! Without `--cfg bridge_loom` this crate and its tests compile to nothing.
 //!
-//! This library holds what the models share: a value that counts its drops,
-//! and a waker that counts its wakes and its release.
+//! This library holds what the models share: `model` (loom with our
+//! preemption bound), the runners that put each actor on its own spawned
+//! thread in every order (`Orientation`, `race3`), `Coverage` (which outcome
+//! classes loom reached), a value that counts its drops, and a waker that
+//! counts its wakes and its release.
 
 #[cfg(bridge_loom)]
 pub use imp::*;
