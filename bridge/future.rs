@@ -86,8 +86,11 @@ type Callback = Box<dyn FnOnce() + Send + 'static>;
 struct Waiters {
     /// The task awaiting the `ConcurrentFuture` (there is one owner).
     waker: Option<Waker>,
-    /// Threads in `wait`/`wait_timeout` (several may share `&self`).
-    threads: Vec<Thread>,
+    /// The thread in `wait`/`wait_timeout`: almost always at most one, kept
+    /// inline so parking allocates nothing.
+    thread: Option<Thread>,
+    /// Further waiting threads (several may share `&self`).
+    more_threads: Vec<Thread>,
     callbacks: Vec<Callback>,
     /// Stops the task on its loop when the future is cancelled.
     abort: Option<tokio::task::AbortHandle>,
@@ -241,7 +244,7 @@ impl<T> Inner<T> {
         if let Some(abort) = w.abort {
             abort.abort();
         }
-        for t in w.threads {
+        for t in w.thread.into_iter().chain(w.more_threads) {
             t.unpark();
         }
         if let Some(waker) = w.waker {
@@ -305,15 +308,21 @@ impl<T> Inner<T> {
         if prev.is_complete() {
             return true;
         }
-        w.threads.push(sync::current_thread());
+        let me = sync::current_thread();
+        match w.thread {
+            None => w.thread = Some(me),
+            Some(_) => w.more_threads.push(me),
+        }
         false
     }
 
     fn deregister_thread(&self) {
         let me = sync::current_thread().id();
         let mut w = self.waiters.lock();
-        if let Some(i) = w.threads.iter().position(|t| t.id() == me) {
-            w.threads.swap_remove(i);
+        if w.thread.as_ref().is_some_and(|t| t.id() == me) {
+            w.thread = w.more_threads.pop();
+        } else if let Some(i) = w.more_threads.iter().position(|t| t.id() == me) {
+            w.more_threads.swap_remove(i);
         }
     }
 
