@@ -159,8 +159,11 @@ fn wait_for_timeout_cancels_the_work_and_runs_its_destructor() {
             }
         }
         let lp = Loop::new().unwrap();
+        // Built outside the future: it must be dropped (and send) even if the
+        // task is aborted before its first poll.
+        let d = OnDrop(dropped_tx);
         let fut = lp.handle().spawn(async move {
-            let _d = OnDrop(dropped_tx);
+            let _d = d;
             std::future::pending::<u32>().await
         });
         let r = fut.wait_for(Duration::from_millis(20));
@@ -170,8 +173,9 @@ fn wait_for_timeout_cancels_the_work_and_runs_its_destructor() {
             .expect("the timed-out work is dropped on its loop");
         // Same on the worker loop.
         let (dropped_tx, dropped_rx) = mpsc::channel();
+        let d = OnDrop(dropped_tx);
         let fut = bridge::worker_loop().spawn(async move {
-            let _d = OnDrop(dropped_tx);
+            let _d = d;
             tokio::time::sleep(Duration::from_secs(3600)).await;
         });
         assert!(matches!(
