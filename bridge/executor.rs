@@ -500,10 +500,10 @@ impl ExecutorBuilder {
     }
 }
 
-/// A thread name the OS accepts: without NUL bytes (which would make the
-/// spawn panic inside `run`).
+/// A thread name the OS accepts: NUL bytes (which would make the spawn
+/// panic inside `run`) become `?`, as in [`LoopBuilder::name`](crate::LoopBuilder::name).
 fn thread_name(name: &str) -> String {
-    name.replace('\0', "")
+    name.replace('\0', "?")
 }
 
 /// The default executor's bound, as Python's: min(32, cores + 4).

@@ -270,7 +270,12 @@ pub fn enter_foreign(name: &'static str) -> ForeignGuard {
 
 /// Keeps this thread marked as inside a foreign executor; see [`enter_foreign`].
 ///
-/// Dropping it restores whatever was marked before. It cannot leave its thread.
+/// Dropping it restores whatever was marked before. It cannot leave its
+/// thread. Guards are meant to be dropped in reverse order of creation (as
+/// scopes do); dropped out of order, each still restores what it saved, so the
+/// thread can stay marked as inside an executor it has left. Nothing breaks
+/// then: [`block_on_safe`](crate::block_on_safe) hands off to the worker loop
+/// where it could have run inline, which is only slower.
 ///
 /// # Examples
 ///
