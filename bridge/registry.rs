@@ -199,6 +199,10 @@ fn in_futures_executor() -> bool {
 /// from there is merely slower), `futures::executor::block_on`, and whatever
 /// was marked with [`enter_foreign`].
 ///
+/// When executors are nested, the innermost is reported where it can be
+/// told: our guards and [`enter_foreign`] mark nesting exactly, and
+/// `futures::executor::block_on` is reported over a tokio context around it.
+///
 /// # Examples
 ///
 /// ```
@@ -219,11 +223,13 @@ pub fn running_loop() -> Option<RunningLoop> {
     if is_worker_thread() {
         return Some(RunningLoop::Bridge(crate::worker::worker_loop()));
     }
-    if let Ok(h) = tokio::runtime::Handle::try_current() {
-        return Some(RunningLoop::Tokio(h));
-    }
+    // `futures::executor::block_on` called inside a tokio task (the classic
+    // way to hang a runtime) is the innermost of the two, so it is asked first.
     if in_futures_executor() {
         return Some(RunningLoop::Foreign("futures::executor"));
+    }
+    if let Ok(h) = tokio::runtime::Handle::try_current() {
+        return Some(RunningLoop::Tokio(h));
     }
     None
 }
