@@ -503,7 +503,7 @@ impl<T> ConcurrentFuture<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let fut = bridge::worker_loop().spawn(tokio::time::sleep(Duration::from_secs(60)));
+    /// let fut = bridge::worker_loop().spawn(async { tokio::time::sleep(Duration::from_secs(60)).await });
     /// assert!(fut.cancel());
     /// assert!(fut.cancelled());
     /// assert!(matches!(fut.wait(), Err(bridge::Error::Cancelled)));
@@ -567,7 +567,7 @@ impl<T> ConcurrentFuture<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let fut = bridge::worker_loop().spawn(tokio::time::sleep(Duration::from_secs(60)));
+    /// let fut = bridge::worker_loop().spawn(async { tokio::time::sleep(Duration::from_secs(60)).await });
     /// assert!(!fut.wait_timeout(Duration::from_millis(10)));
     /// fut.cancel();
     /// assert!(fut.wait_timeout(Duration::from_millis(10)));
@@ -600,7 +600,7 @@ impl<T> ConcurrentFuture<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let fut = bridge::worker_loop().spawn(tokio::time::sleep(Duration::from_secs(60)));
+    /// let fut = bridge::worker_loop().spawn(async { tokio::time::sleep(Duration::from_secs(60)).await });
     /// assert!(matches!(fut.wait_for(Duration::from_millis(10)), Err(bridge::Error::Timeout)));
     /// ```
     #[track_caller]
