@@ -26,17 +26,20 @@
 //! Options: `--clients M` (client threads, 16).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::{mpsc, oneshot, RwLock};
+
+#[path = "support/selftest.rs"]
+mod selftest;
+use selftest::{http_get, percentile};
 
 // ------------------------------------------------------- the async services
 
@@ -194,25 +197,6 @@ fn note_threads(part: &str, last: Option<()>) {
 
 // ---------------------------------------------------------------- self-test
 
-/// One blocking HTTP/1.1 GET with `Connection: close`: status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {raw:?}")))?;
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    Ok((status, body))
-}
-
 /// What `/profile/user{n}` must answer, computed independently of the server.
 fn expected(n: usize) -> String {
     let id = format!("user{n}");
@@ -229,50 +213,9 @@ fn expected(n: usize) -> String {
 /// Fires `n` requests from `clients` threads; returns (latencies, failures, wall time).
 fn load(addr: SocketAddr, n: usize, clients: usize) -> (Vec<Duration>, Vec<String>, Duration) {
     let want: Vec<String> = (0..100).map(expected).collect();
-    let next = AtomicUsize::new(0);
-    let started = Instant::now();
-    let per_thread: Vec<(Vec<Duration>, Vec<String>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                s.spawn(|| {
-                    let (mut lat, mut failed) = (Vec::new(), Vec::new());
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            break (lat, failed);
-                        }
-                        let path = format!("/profile/user{}", i % 100);
-                        let t0 = Instant::now();
-                        match http_get(addr, &path) {
-                            Ok((200, body)) if body == want[i % 100] => lat.push(t0.elapsed()),
-                            Ok((status, body)) => failed.push(format!("{path}: {status} {body:?}")),
-                            Err(e) => failed.push(format!("{path}: {e}")),
-                        }
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("client thread"))
-            .collect()
-    });
-    let wall = started.elapsed();
-    let (mut lat, mut failed) = (Vec::new(), Vec::new());
-    for (l, f) in per_thread {
-        lat.extend(l);
-        failed.extend(f);
-    }
-    lat.sort();
-    (lat, failed, wall)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    let path = |i: usize| format!("/profile/user{}", i % 100);
+    let run = selftest::load(addr, n, clients, path, |i| want[i % 100].clone());
+    (run.latencies, run.failed, run.wall)
 }
 
 // --------------------------------------------------------------------- main

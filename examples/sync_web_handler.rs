@@ -20,15 +20,17 @@
 //! Options: `--threads T` (handler threads, 8), `--clients M` (client threads, 16).
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::routing::get;
 use axum::Router;
+
+#[path = "support/selftest.rs"]
+mod selftest;
+use selftest::{http_get, percentile};
 
 /// The upstream call's budget: past it the handler answers 504.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -120,73 +122,15 @@ fn serve_forever(server: Arc<tiny_http::Server>, client: reqwest::Client, upstre
 
 // ---------------------------------------------------------------- self-test
 
-/// One blocking HTTP/1.1 GET with `Connection: close`: status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {raw:?}")))?;
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
-    Ok((status, body))
-}
-
 /// Fires `n` requests from `clients` threads; returns (latencies, failures, wall time).
 fn load(addr: SocketAddr, n: usize, clients: usize) -> (Vec<Duration>, Vec<String>, Duration) {
-    let next = AtomicUsize::new(0);
-    let started = Instant::now();
-    let per_thread: Vec<(Vec<Duration>, Vec<String>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                s.spawn(|| {
-                    let (mut lat, mut failed) = (Vec::new(), Vec::new());
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            break (lat, failed);
-                        }
-                        let sku = (i % 50) as u64;
-                        let path = format!("/quote/{sku}");
-                        let want = format!("{path}: price {}\n", expected_price(sku));
-                        let t0 = Instant::now();
-                        match http_get(addr, &path) {
-                            Ok((200, body)) if body == want => lat.push(t0.elapsed()),
-                            Ok((status, body)) => failed.push(format!("{path}: {status} {body:?}")),
-                            Err(e) => failed.push(format!("{path}: {e}")),
-                        }
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("client thread"))
-            .collect()
-    });
-    let wall = started.elapsed();
-    let (mut lat, mut failed) = (Vec::new(), Vec::new());
-    for (l, f) in per_thread {
-        lat.extend(l);
-        failed.extend(f);
-    }
-    lat.sort();
-    (lat, failed, wall)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    let path = |i: usize| format!("/quote/{}", i % 50);
+    let want = |i: usize| {
+        let sku = (i % 50) as u64;
+        format!("/quote/{sku}: price {}\n", expected_price(sku))
+    };
+    let run = selftest::load(addr, n, clients, path, want);
+    (run.latencies, run.failed, run.wall)
 }
 
 // --------------------------------------------------------------------- main
