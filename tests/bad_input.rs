@@ -6,8 +6,10 @@
 //! Every test body runs on its own thread under a time bound, so a hang is a
 //! failure, not a stuck test run.
 
+mod common;
+
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Wake, Waker};
@@ -21,18 +23,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `f` on a fresh thread; fails if it panics or takes longer than [`LIMIT`].
 fn bounded(what: &str, f: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel();
-    let t = thread::Builder::new()
-        .name(format!("bad-input-{what}"))
-        .spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        })
-        .unwrap();
-    match rx.recv_timeout(LIMIT) {
-        Ok(Ok(())) => t.join().unwrap(),
-        Ok(Err(p)) => resume_unwind(p),
-        Err(_) => panic!("{what}: no result within {LIMIT:?} (hang)"),
-    }
+    common::bounded_for(what, LIMIT, f)
 }
 
 /// Counts drops of the [`Token`]s it hands out.

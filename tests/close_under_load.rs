@@ -6,7 +6,8 @@
 //! Every test body runs on its own thread under a time bound, so a hang is a
 //! failure, not a stuck test run.
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
@@ -36,18 +37,7 @@ fn bounded(what: &str, f: impl FnOnce() + Send + 'static) {
             }
         }));
     });
-    let (tx, rx) = mpsc::channel();
-    let t = thread::Builder::new()
-        .name(format!("close-{what}"))
-        .spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        })
-        .unwrap();
-    match rx.recv_timeout(LIMIT) {
-        Ok(Ok(())) => t.join().unwrap(),
-        Ok(Err(p)) => resume_unwind(p),
-        Err(_) => panic!("{what}: no result within {LIMIT:?} (hang)"),
-    }
+    common::bounded_for(what, LIMIT, f)
 }
 
 /// Per-submission counters: how often each submission's future was dropped,

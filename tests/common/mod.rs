@@ -218,6 +218,7 @@ pub fn enter(ctx: Ctx, body: fn(Ctx)) {
 
 /// Expands to a module `$name` with one `#[test]` per context, each running
 /// `$body` (a `fn(Ctx)`) there.
+#[allow(unused_macros)] // not every test file runs bodies in every context
 macro_rules! every_context {
     ($name:ident, $body:expr) => {
         mod $name {
