@@ -2,7 +2,9 @@
 //! under `--cfg bridge_loom`.
 
 pub use crate::once::OnceCell;
-pub use crate::pool::{Admit, Closed, Counts, Next, Snapshot, MAX_THREADS};
+pub use crate::pool::{
+    wake_needed, Admit, Closed, Counts, Next, Sleep, Snapshot, Woke, MAX_THREADS,
+};
 /// Polls a future to completion with the spin-then-park waiter.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     crate::park::block_on(fut)

@@ -46,7 +46,9 @@
 //! re-read (a Dekker pair), so either the sleeper sees the job or the
 //! submitter sees the sleeper. A wake-up is a credit under the lock, so a
 //! thread that times out at the same moment takes it instead of retiring,
-//! and `close` hands one to every sleeper.
+//! and `close` hands one to every sleeper. [`Sleep`] is that handshake, on
+//! the loom-swapped primitives, so that the models in
+//! `loom-tests/tests/pool_sleep.rs` check it.
 
 use std::cell::Cell;
 use std::io;
@@ -58,8 +60,8 @@ use crossbeam_queue::SegQueue;
 use crate::error::Error;
 use crate::park;
 use crate::registry::{self, Marked};
-use crate::sync::plain::{Arc, AtomicUsize, Condvar, Mutex};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::plain::{Arc, AtomicUsize, Mutex};
+use crate::sync::{self, AtomicU64, Condvar, MutexGuard, Ordering};
 
 /// One unit of work on the queue.
 pub(crate) trait Job: Send {
@@ -324,13 +326,127 @@ fn spin(mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// How an idle thread's park ended.
-enum Woke {
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Woke {
     /// A submitter woke it, or work was already there.
     Work,
     /// The idle timeout ran out.
     TimedOut,
     /// Neither (a spurious wake-up): look again.
     Spurious,
+}
+
+/// Whether a submitter whose job left the state at `after` must wake one of
+/// `sleepers` parked threads: only if more jobs are queued than there are
+/// idle threads still spinning.
+pub fn wake_needed(after: Snapshot, sleepers: usize) -> bool {
+    let spinning = after.waiting().saturating_sub(sleepers);
+    after.queued() > spinning // else idle threads still spinning will take it
+}
+
+/// The sleep/wake handshake of idle threads (see "Sleeping and waking" in
+/// the module docs): a count of parked threads, the sleep lock with the
+/// wake-up credits, and the condvar they park on. Exposed to the loom models.
+#[derive(Debug)]
+pub struct Sleep {
+    /// Parked idle threads not yet woken. Changed only under `credits`; read
+    /// without it by wakers (SeqCst, see the module docs).
+    sleepers: sync::AtomicUsize,
+    /// The sleep lock, and the wake-up credits handed to parked threads.
+    credits: sync::Mutex<usize>,
+    wake: Condvar,
+}
+
+impl Default for Sleep {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sleep {
+    /// No sleeper, no credit.
+    pub fn new() -> Self {
+        Sleep {
+            sleepers: sync::AtomicUsize::new(0),
+            credits: sync::Mutex::new(0),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// The sleep lock (also what the pool's `exited` condvar waits with).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, usize> {
+        self.credits.lock()
+    }
+
+    /// Parks this idle thread until woken or `timeout` (`None`: no timeout).
+    /// It registers first, then calls `has_work`, which must read with
+    /// `SeqCst` whether work (or the close) is there: if so it returns
+    /// `Work` without parking.
+    pub fn sleep(&self, has_work: impl FnOnce() -> bool, timeout: Option<Duration>) -> Woke {
+        let mut credits = self.credits.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        sync::dekker_fence();
+        if has_work() {
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            return Woke::Work;
+        }
+        let timed_out = match timeout {
+            Some(t) => self.wake.wait_for(&mut credits, t).timed_out(),
+            None => {
+                self.wake.wait(&mut credits);
+                false
+            }
+        };
+        if *credits > 0 {
+            // A waker already took one sleeper out of `sleepers`: this one.
+            *credits -= 1;
+            return Woke::Work;
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        if timed_out {
+            Woke::TimedOut
+        } else {
+            Woke::Spurious
+        }
+    }
+
+    /// A submitter that made work available (with a `SeqCst` write) wakes
+    /// one parked thread, if there is one and `needed(sleepers)` says so.
+    /// Returns whether it handed out a wake-up credit.
+    pub fn wake_one_if(&self, needed: impl FnOnce(usize) -> bool) -> bool {
+        sync::dekker_fence();
+        let sleepers = self.sleepers.load(Ordering::SeqCst);
+        if sleepers == 0 || !needed(sleepers) {
+            return false;
+        }
+        let mut credits = self.credits.lock();
+        if self.sleepers.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        *credits += 1;
+        drop(credits);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Hands a credit to every parked thread (the close). Returns how many.
+    pub fn wake_all(&self) -> usize {
+        let mut credits = self.credits.lock();
+        let woken = self.sleepers.swap(0, Ordering::SeqCst);
+        *credits += woken;
+        drop(credits);
+        self.wake.notify_all();
+        woken
+    }
+
+    /// Parked threads not yet woken, and credits not yet taken (for the
+    /// models' end-state checks).
+    #[cfg(bridge_loom)]
+    pub fn counts(&self) -> (usize, usize) {
+        let credits = self.credits.lock();
+        (self.sleepers.load(Ordering::SeqCst), *credits)
+    }
 }
 
 /// Everything the pool's threads and its handles share.
@@ -340,13 +456,9 @@ pub(crate) struct Shared {
     id: u64,
     counts: Counts,
     queue: SegQueue<Box<dyn Job>>,
-    /// Parked idle threads not yet woken. Changed only under `sleep`; read
-    /// without it by submitters (SeqCst, see the module docs).
-    sleepers: AtomicUsize,
-    /// Wake-up credits handed to parked threads.
-    sleep: Mutex<usize>,
-    wake: Condvar,
-    /// Signalled (under `sleep`) whenever a thread leaves the pool.
+    /// Parked idle threads and their wake-ups.
+    sleep: Sleep,
+    /// Signalled (under `sleep.lock()`) whenever a thread leaves the pool.
     exited: Condvar,
     /// Join handles of threads spawned so far (finished ones are pruned).
     handles: Mutex<Vec<JoinHandle<()>>>,
@@ -370,9 +482,7 @@ impl Shared {
             id,
             counts: Counts::new(),
             queue: SegQueue::new(),
-            sleepers: AtomicUsize::new(0),
-            sleep: Mutex::new(0),
-            wake: Condvar::new(),
+            sleep: Sleep::new(),
             exited: Condvar::new(),
             handles: Mutex::new(Vec::new()),
             spawned: AtomicUsize::new(0),
@@ -409,22 +519,8 @@ impl Shared {
     }
 
     fn wake_if_needed(&self, after: Snapshot) {
-        let sleepers = self.sleepers.load(Ordering::SeqCst);
-        if sleepers == 0 {
-            return;
-        }
-        let spinning = after.waiting().saturating_sub(sleepers);
-        if after.queued() <= spinning {
-            return; // idle threads that are still spinning will take it
-        }
-        let mut credits = self.sleep.lock();
-        if self.sleepers.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        *credits += 1;
-        drop(credits);
-        self.wake.notify_one();
+        self.sleep
+            .wake_one_if(|sleepers| wake_needed(after, sleepers));
     }
 
     #[cold]
@@ -509,7 +605,17 @@ impl Shared {
     fn wait_for_work(&self) -> Next {
         loop {
             let found = self.spin_for_work();
-            let woke = if found { Woke::Work } else { self.sleep() };
+            let woke = if found {
+                Woke::Work
+            } else {
+                self.sleep.sleep(
+                    || {
+                        let s = self.counts.snapshot();
+                        s.queued() > 0 || s.is_closed()
+                    },
+                    self.config.idle_timeout,
+                )
+            };
             if let Woke::TimedOut = woke {
                 if self.counts.retire() {
                     return Next::Exit;
@@ -546,35 +652,6 @@ impl Shared {
         found
     }
 
-    /// Parks this idle thread until woken or the idle timeout.
-    fn sleep(&self) -> Woke {
-        let mut credits = self.sleep.lock();
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        let s = self.counts.snapshot();
-        if s.queued() > 0 || s.is_closed() {
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
-            return Woke::Work;
-        }
-        let timed_out = match self.config.idle_timeout {
-            Some(t) => self.wake.wait_for(&mut credits, t).timed_out(),
-            None => {
-                self.wake.wait(&mut credits);
-                false
-            }
-        };
-        if *credits > 0 {
-            // A waker already took one sleeper out of `sleepers`: this one.
-            *credits -= 1;
-            return Woke::Work;
-        }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        if timed_out {
-            Woke::TimedOut
-        } else {
-            Woke::Spurious
-        }
-    }
-
     fn notify_exited(&self) {
         let _lock = self.sleep.lock();
         self.exited.notify_all();
@@ -586,10 +663,7 @@ impl Shared {
         if !self.counts.close() {
             return false;
         }
-        let mut credits = self.sleep.lock();
-        *credits += self.sleepers.swap(0, Ordering::SeqCst);
-        drop(credits);
-        self.wake.notify_all();
+        self.sleep.wake_all();
         true
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Every other module imports its atomics, locks, cells, thread handles and
 //! thread-locals from here. Under `--cfg bridge_loom` the modelled pieces
-//! (atomics, [`Mutex`], [`UnsafeCell`], parking, thread-locals) become loom's,
-//! so the state machines in `future`, `park`, `registry` and `once` are checked
+//! (atomics, [`Mutex`], [`Condvar`], [`UnsafeCell`], parking, thread-locals)
+//! become loom's, so the state machines in `future`, `park`, `registry`,
+//! `once` and the pool's sleep handshake are checked
 //! by the models in `loom-tests/` without a `cfg` at their call sites.
 //!
 //! Process-wide statics that are never modelled (the loop list, the default
@@ -17,6 +18,18 @@ mod imp {
 
     /// A lock that is never poisoned (`parking_lot`).
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+    /// The guard of a [`Mutex`].
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+    /// A condition variable for a [`Mutex`] (`parking_lot`: `wait(&mut
+    /// guard)`, `wait_for(&mut guard, dur).timed_out()`).
+    pub(crate) type Condvar = parking_lot::Condvar;
+
+    /// Marks the middle of one side of a Dekker pair (a `SeqCst` write
+    /// then a `SeqCst` read of the other side's word). Nothing here: the
+    /// two `SeqCst` accesses already forbid both sides reading the old
+    /// values. Under loom it is a `SeqCst` fence (see there).
+    #[inline(always)]
+    pub(crate) fn dekker_fence() {}
 
     /// Parks the current thread until it is unparked or `dur` passes.
     pub(crate) fn park_timeout(dur: std::time::Duration) {
@@ -71,9 +84,105 @@ mod imp {
             Self(loom::sync::Mutex::new(value))
         }
 
-        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            MutexGuard {
+                mutex: &self.0,
+                guard: Some(self.0.lock().unwrap_or_else(|e| e.into_inner())),
+            }
         }
+    }
+
+    /// The guard of a [`Mutex`]: loom's, held in an `Option` so that
+    /// [`Condvar`] can wait through `&mut` as `parking_lot`'s does.
+    #[derive(Debug)]
+    pub(crate) struct MutexGuard<'a, T> {
+        mutex: &'a loom::sync::Mutex<T>,
+        /// `None` only while a condvar wait has it (or after that wait
+        /// panicked, and then the guard is only dropped).
+        guard: Option<loom::sync::MutexGuard<'a, T>>,
+    }
+
+    impl<T> std::ops::Deref for MutexGuard<'_, T> {
+        type Target = T;
+
+        fn deref(&self) -> &T {
+            self.guard
+                .as_ref()
+                .expect("bridge: a condvar wait panicked")
+        }
+    }
+
+    impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.guard
+                .as_mut()
+                .expect("bridge: a condvar wait panicked")
+        }
+    }
+
+    /// What [`Condvar::wait_for`] returns (as `parking_lot`'s).
+    #[derive(Debug)]
+    pub(crate) struct WaitTimeoutResult(bool);
+
+    impl WaitTimeoutResult {
+        pub(crate) fn timed_out(&self) -> bool {
+            self.0
+        }
+    }
+
+    /// loom's condvar with `parking_lot`'s signatures.
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+
+        /// Unlocks, waits for a notification, relocks. loom's condvar has
+        /// no spurious wake-ups: a wait nobody notifies is a deadlock, which
+        /// is what the models check for.
+        pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+            let g = guard.guard.take().expect("bridge: a condvar wait panicked");
+            guard.guard = Some(self.0.wait(g).unwrap_or_else(|e| e.into_inner()));
+        }
+
+        /// loom has no time: a timed wait is modelled as one that times
+        /// out at once, after unlocking and yielding (so that other threads
+        /// may take the lock in between, as they may during a real wait),
+        /// and relocking. That is one thing a real timed wait may do, and it
+        /// keeps every model finite: a waiter never blocks here, so what a
+        /// notification would have told it must come from the state under
+        /// the lock. A notification sent meanwhile is not seen (no waiter).
+        pub(crate) fn wait_for<T>(
+            &self,
+            guard: &mut MutexGuard<'_, T>,
+            _timeout: std::time::Duration,
+        ) -> WaitTimeoutResult {
+            drop(guard.guard.take());
+            loom::thread::yield_now();
+            guard.guard = Some(guard.mutex.lock().unwrap_or_else(|e| e.into_inner()));
+            WaitTimeoutResult(true)
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one()
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all()
+        }
+    }
+
+    /// loom models `SeqCst` loads and stores as `AcqRel` (loom's README,
+    /// tokio-rs/loom#180), so it would let both sides of a Dekker pair read
+    /// the old value, which C11 forbids for `SeqCst` accesses, and report a
+    /// lost wake-up that cannot happen. A `SeqCst` fence, which loom does
+    /// model, between the write and the read restores exactly that
+    /// guarantee. The cost: loom cannot check that the accesses around it
+    /// are `SeqCst`; that stays a review item (the `ORDERING` rule).
+    pub(crate) fn dekker_fence() {
+        loom::sync::atomic::fence(Ordering::SeqCst)
     }
 
     /// loom has no timed park: a timed park is modelled as a yield, which is
