@@ -26,6 +26,7 @@ use crate::sync::{AtomicBool, Ordering, Thread};
 /// The longest a waiter spins before parking.
 pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
 /// The shortest spin budget a thread falls back to.
+#[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
 pub(crate) const MIN_SPIN: Duration = Duration::from_micros(2);
 
 #[cfg(not(bridge_loom))]

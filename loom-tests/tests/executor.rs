@@ -8,7 +8,8 @@
 //! standing in for the lock-free one, and an idle thread blocks on a condvar
 //! under that lock that every push and the close signal (loom cannot explore
 //! two threads that spin waiting for a third); the pool's own spin-then-park
-//! with its `sleepers` count is not part of these models. Every model checks:
+//! with its `sleepers` count is modelled on its own in `pool_sleep.rs`.
+//! Every model checks:
 //! every admitted job runs exactly once, no job runs after being refused,
 //! never more than `max` jobs run at once nor more than `max` threads exist,
 //! and the pool ends closed with no thread, no idle thread and no job left.
