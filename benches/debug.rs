@@ -10,37 +10,12 @@
 //!
 //! Run: `cargo bench --bench debug`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// counters are plain atomics and never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // ORDERING: Relaxed: a switch and a tally read after the threads join.
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 fn loop_with(debug: bool) -> bridge::Loop {
     bridge::Loop::builder()
@@ -66,20 +41,9 @@ fn bench(c: &mut Criterion) {
 
 /// Heap allocations per hand-off, after a warm-up.
 fn allocs_per_op(debug: bool) -> f64 {
-    const N: u64 = 10_000;
     let lp = loop_with(debug);
     let h = lp.handle();
-    for _ in 0..1_000 {
-        h.spawn(async {}).wait().unwrap();
-    }
-    // ORDERING: Relaxed: see the allocator.
-    ALLOCS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-    for _ in 0..N {
-        h.spawn(async {}).wait().unwrap();
-    }
-    COUNTING.store(false, Ordering::Relaxed);
-    ALLOCS.load(Ordering::Relaxed) as f64 / N as f64
+    counting_alloc::allocs_per_op(10_000, || h.spawn(async {}).wait().unwrap())
 }
 
 /// Median time per hand-off of each mode, measured in alternating batches.
