@@ -393,13 +393,17 @@ impl LoopHandle {
             loop_name: shared.name.clone(),
         });
         let (promise, cf) = future::pair(shared.home(), origin.clone(), DropOutcome::LoopClosed);
-        let mut guarded =
-            Guarded::new(fut, origin, shared.debug.slow_poll()).counted(&shared.stats);
-        if shared.kind == Kind::Worker {
-            if let Ok(worker) = crate::worker::worker_shared() {
-                guarded = guarded.driven_by(worker);
-            }
-        }
+        let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
+        // The worker loop lives for the process: its counters are borrowed,
+        // and each poll records the thread driving it (its core moves).
+        let worker = match shared.kind {
+            Kind::Worker => crate::worker::worker_shared().ok(),
+            Kind::Owned | Kind::Run => None,
+        };
+        let guarded = match worker {
+            Some(worker) => guarded.counted_static(&worker.stats).driven_by(worker),
+            None => guarded.counted(&shared.stats),
+        };
         let task = Task::new(guarded, promise);
         let join = shared.tokio.spawn(task);
         cf.set_abort(join.abort_handle());

@@ -17,6 +17,8 @@
 use std::time::{Duration, Instant};
 
 use crate::event_loop::LoopShared;
+use crossbeam_utils::CachePadded;
+
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// How often the lag probe's timer fires.
@@ -28,8 +30,10 @@ const NO_SAMPLE: u64 = u64::MAX;
 /// One loop's counters; shared by the loop and every task counted on it.
 #[derive(Debug)]
 pub(crate) struct LoopStats {
-    spawned: AtomicU64,
-    completed: AtomicU64,
+    /// Written by every submitting thread: on a cache line of its own, away
+    /// from the counters the loop's thread writes and from the `Arc`'s count.
+    spawned: CachePadded<AtomicU64>,
+    completed: CachePadded<AtomicU64>,
     panicked: AtomicU64,
     cancelled: AtomicU64,
     /// The last lag sample in nanoseconds, or `NO_SAMPLE`.
@@ -44,8 +48,8 @@ pub(crate) struct LoopStats {
 impl LoopStats {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(LoopStats {
-            spawned: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
+            spawned: CachePadded::new(AtomicU64::new(0)),
+            completed: CachePadded::new(AtomicU64::new(0)),
             panicked: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             lag: AtomicU64::new(NO_SAMPLE),
@@ -105,16 +109,45 @@ fn sample(nanos: u64) -> Option<Duration> {
 /// cancelled when it ends. Carried by [`Guarded`](crate::task::Guarded).
 #[derive(Debug)]
 pub(crate) struct TaskCount {
-    stats: Arc<LoopStats>,
+    stats: StatsRef,
     ended: bool,
+}
+
+/// The loop's counters, held by a task: shared, or (the worker loop, which
+/// lives for the process) borrowed for `'static`, which spares two
+/// contended reference-count updates per hand-off.
+#[derive(Debug)]
+enum StatsRef {
+    Shared(Arc<LoopStats>),
+    Static(&'static LoopStats),
+}
+
+impl std::ops::Deref for StatsRef {
+    type Target = LoopStats;
+
+    fn deref(&self) -> &LoopStats {
+        match self {
+            StatsRef::Shared(s) => s,
+            StatsRef::Static(s) => s,
+        }
+    }
 }
 
 impl TaskCount {
     pub(crate) fn new(stats: &Arc<LoopStats>) -> Self {
+        Self::counted(StatsRef::Shared(stats.clone()))
+    }
+
+    /// As [`new`](Self::new), for counters that live for the process.
+    pub(crate) fn new_static(stats: &'static LoopStats) -> Self {
+        Self::counted(StatsRef::Static(stats))
+    }
+
+    fn counted(stats: StatsRef) -> Self {
         // ORDERING: Relaxed: a statistic (module docs).
         stats.spawned.fetch_add(1, Ordering::Relaxed);
         TaskCount {
-            stats: stats.clone(),
+            stats,
             ended: false,
         }
     }

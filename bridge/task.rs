@@ -58,6 +58,13 @@ impl<F: Future> Guarded<F> {
         self.count = Some(TaskCount::new(stats));
         self
     }
+
+    /// As [`counted`](Self::counted), for a loop that lives for the process
+    /// (the worker loop): no reference count to update per task.
+    pub(crate) fn counted_static(mut self, stats: &'static LoopStats) -> Self {
+        self.count = Some(TaskCount::new_static(stats));
+        self
+    }
 }
 
 impl<F: Future> Future for Guarded<F> {

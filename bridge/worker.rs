@@ -216,7 +216,7 @@ where
         }),
     };
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
-        .counted(&shared.stats)
+        .counted_static(&shared.stats)
         .driven_by(shared);
     let join = shared.tokio.spawn(guarded);
     // `unconstrained`: inside a runtime, tokio's task budget would otherwise
