@@ -130,11 +130,29 @@ impl PanicError {
     }
 
     /// The panic message (`"Box<dyn Any>"` when the payload is not a string).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = bridge::block_on_safe(async { panic!("disk full") }).unwrap_err();
+    /// let bridge::Error::Panicked(p) = err else { unreachable!() };
+    /// assert_eq!(p.message(), "disk full");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// The original payload, for [`std::panic::resume_unwind`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = bridge::block_on_safe(async { panic!("boom") }).unwrap_err();
+    /// let bridge::Error::Panicked(p) = err else { unreachable!() };
+    /// let payload = p.into_panic();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    /// // std::panic::resume_unwind(payload) would continue the panic here.
+    /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         self.payload.into_inner()
     }

@@ -245,6 +245,13 @@ impl fmt::Debug for Loop {
 impl LoopBuilder {
     /// The loop's name, also given to its thread (default `bridge-loop-N`).
     /// NUL characters, which a thread name cannot hold, become `?`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().name("db").build().unwrap();
+    /// assert_eq!(lp.handle().name(), "db");
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into().replace('\0', "?"));
         self
@@ -252,6 +259,13 @@ impl LoopBuilder {
 
     /// Debug mode: slow polls and unread panics are reported through
     /// `tracing`. Also switched on for every loop by `BRIDGE_DEBUG=1`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().debug(true).build().unwrap();
+    /// assert!(lp.handle().debug());
+    /// ```
     pub fn debug(mut self, on: bool) -> Self {
         self.debug = Some(on);
         self
@@ -259,12 +273,31 @@ impl LoopBuilder {
 
     /// In debug mode, a single poll longer than this is reported at WARN
     /// (default 100 ms).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = bridge::Loop::builder()
+    ///     .debug(true)
+    ///     .slow_poll_threshold(Duration::from_millis(20))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(lp.handle().debug());
+    /// ```
     pub fn slow_poll_threshold(mut self, threshold: Duration) -> Self {
         self.slow_poll_threshold = threshold;
         self
     }
 
     /// The stack size of the loop's thread (default: the standard library's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().stack_size(8 << 20).build().unwrap();
+    /// assert_eq!(lp.handle().block_on(async { 1 }).unwrap(), 1);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
@@ -468,26 +501,65 @@ impl LoopHandle {
     }
 
     /// The loop's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().name("net").build().unwrap();
+    /// assert_eq!(lp.handle().name(), "net");
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// The loop's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// assert_eq!(lp.handle().id(), lp.handle().clone().id());
+    /// ```
     pub fn id(&self) -> LoopId {
         self.shared.id
     }
 
     /// Whether the loop is closed or closing (it takes no new work).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let h = lp.handle();
+    /// assert!(!h.is_closed());
+    /// drop(lp);
+    /// assert!(h.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()
     }
 
     /// The tokio runtime handle of the loop, for tokio APIs that want one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let join = lp.handle().tokio_handle().spawn(async { 2 });
+    /// assert_eq!(lp.handle().block_on(join).unwrap().unwrap(), 2);
+    /// ```
     pub fn tokio_handle(&self) -> &tokio::runtime::Handle {
         &self.shared.tokio
     }
 
     /// Whether debug mode is on for this loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().debug(false).build().unwrap();
+    /// assert!(!lp.handle().debug());
+    /// ```
     pub fn debug(&self) -> bool {
         self.shared.debug.enabled()
     }

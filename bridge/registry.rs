@@ -360,22 +360,57 @@ pub struct LoopInfo {
 
 impl LoopInfo {
     /// The loop's name (also its thread's name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::builder().name("cache").build().unwrap();
+    /// assert!(bridge::loops().iter().any(|l| l.name() == "cache"));
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// The loop's id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// assert!(bridge::loops().iter().any(|l| l.id() == lp.handle().id()));
+    /// ```
     pub fn id(&self) -> LoopId {
         self.shared.id
     }
 
     /// The thread driving the loop now (for the worker loop it changes when
     /// a blocking call hands its core to another thread).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let id = lp.handle().id();
+    /// let tid = lp.handle().block_on(async { std::thread::current().id() }).unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == id).unwrap();
+    /// assert_eq!(info.thread_id(), tid);
+    /// ```
     pub fn thread_id(&self) -> ThreadId {
         self.shared.thread_id()
     }
 
     /// Its live tasks (spawned and not yet finished, any way they were spawned).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let id = lp.handle().id();
+    /// let fut = lp.handle().spawn(std::future::pending::<()>());
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == id).unwrap();
+    /// assert_eq!(info.tasks(), 1);
+    /// drop(fut); // detached: the task stays until the loop closes
+    /// ```
     pub fn tasks(&self) -> usize {
         // The lag probe is the crate's own, not the user's.
         let alive = self.shared.tokio.metrics().num_alive_tasks();
@@ -506,6 +541,14 @@ impl LoopInfo {
     }
 
     /// A handle to the loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lp = bridge::Loop::new().unwrap();
+    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
+    /// assert_eq!(info.handle().block_on(async { 3 }).unwrap(), 3);
+    /// ```
     pub fn handle(&self) -> LoopHandle {
         LoopHandle::from_shared(self.shared.clone())
     }
