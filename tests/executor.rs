@@ -45,6 +45,21 @@ fn wait_all<T>(futs: Vec<ConcurrentFuture<T>>) -> Vec<T> {
     futs.into_iter().map(|f| f.wait().unwrap()).collect()
 }
 
+/// Runs `n` jobs that wait for each other at a barrier, so they can only
+/// finish if `pool` runs them all at once: it must grow to `n` threads.
+fn grow_to(pool: &Executor, n: usize) {
+    let barrier = Arc::new(Barrier::new(n));
+    let futs: Vec<_> = (0..n)
+        .map(|_| {
+            let b = barrier.clone();
+            pool.run(move || {
+                b.wait();
+            })
+        })
+        .collect();
+    wait_all(futs);
+}
+
 #[test]
 fn bound_is_never_exceeded_under_a_burst_of_ten_times_the_bound() {
     bounded("burst", || {
@@ -150,16 +165,7 @@ fn a_thread_is_spawned_only_when_no_idle_thread_can_take_the_job() {
         assert_eq!(pool.threads(), 1);
 
         // Two jobs that must overlap need two threads.
-        let barrier = Arc::new(Barrier::new(2));
-        let futs: Vec<_> = (0..2)
-            .map(|_| {
-                let b = barrier.clone();
-                pool.run(move || {
-                    b.wait();
-                })
-            })
-            .collect();
-        wait_all(futs);
+        grow_to(&pool, 2);
         assert_eq!(pool.threads(), 2);
         pool.shutdown();
     });
@@ -292,17 +298,8 @@ fn pool_jobs_do_not_report_would_deadlock() {
 fn a_panicking_job_gives_panicked_with_its_message_and_the_pool_keeps_working() {
     bounded("panic", || {
         let pool = Executor::new(2);
-        let barrier = Arc::new(Barrier::new(2));
         // Make the pool grow to its bound first.
-        let futs: Vec<_> = (0..2)
-            .map(|_| {
-                let b = barrier.clone();
-                pool.run(move || {
-                    b.wait();
-                })
-            })
-            .collect();
-        wait_all(futs);
+        grow_to(&pool, 2);
         assert_eq!(pool.threads(), 2);
 
         for i in 0..4 {
@@ -453,16 +450,7 @@ fn idle_threads_retire_after_the_idle_timeout() {
             .idle_timeout(Duration::from_millis(30))
             .thread_name("retiring")
             .build();
-        let barrier = Arc::new(Barrier::new(4));
-        let futs: Vec<_> = (0..4)
-            .map(|_| {
-                let b = barrier.clone();
-                pool.run(move || {
-                    b.wait();
-                })
-            })
-            .collect();
-        wait_all(futs);
+        grow_to(&pool, 4);
         assert_eq!(pool.threads(), 4);
         let start = Instant::now();
         eventually("idle threads retire", || pool.threads() == 0);
