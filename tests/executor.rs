@@ -322,16 +322,8 @@ fn a_panicking_job_gives_panicked_with_its_message_and_the_pool_keeps_working() 
 
         // Same threads, still serving, and able to run two jobs at once.
         assert_eq!(pool.threads(), 2);
-        let futs: Vec<_> = (0..2)
-            .map(|_| {
-                let b = barrier.clone();
-                pool.run(move || {
-                    b.wait();
-                    1
-                })
-            })
-            .collect();
-        assert_eq!(wait_all(futs), vec![1, 1]);
+        grow_to(&pool, 2);
+        assert_eq!(pool.threads(), 2);
         pool.shutdown();
     });
 }
