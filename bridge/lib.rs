@@ -69,6 +69,7 @@ mod entry;
 mod error;
 mod event_loop;
 mod executor;
+mod fork;
 mod future;
 mod limiter;
 mod once;

@@ -57,6 +57,7 @@ pub(crate) fn spin_before_park(runtime: &tokio::runtime::Handle) {
 }
 
 fn start() -> Result<Worker, Error> {
+    crate::fork::watch();
     let id = LoopId(registry::next_id());
     let cell: Arc<OnceLock<Arc<LoopShared>>> = Arc::new(OnceLock::new());
     let on_park = cell.clone();
@@ -98,8 +99,32 @@ fn start() -> Result<Worker, Error> {
     })
 }
 
+/// The worker of a forked child, with the generation it was started in
+/// (the parent's worker has no thread in the child; see [`crate::fork`]).
+static CHILD_WORKER: crate::sync::plain::Mutex<Option<(u64, &'static Worker)>> =
+    crate::sync::plain::Mutex::new(None);
+
 fn worker() -> Result<&'static Worker, Error> {
-    WORKER.get_or_try_init(start)
+    let generation = crate::fork::generation();
+    if generation == 0 {
+        return WORKER.get_or_try_init(start);
+    }
+    child_worker(generation)
+}
+
+/// In a forked child: a fresh worker for this generation, started once. The
+/// parent's worker is leaked (its runtime waits for threads the child lacks).
+#[cold]
+fn child_worker(generation: u64) -> Result<&'static Worker, Error> {
+    let mut slot = CHILD_WORKER.lock();
+    if let Some((g, w)) = *slot {
+        if g == generation {
+            return Ok(w);
+        }
+    }
+    let w: &'static Worker = Box::leak(Box::new(start()?));
+    *slot = Some((generation, w));
+    Ok(w)
 }
 
 /// The worker loop's shared state, started if needed.
