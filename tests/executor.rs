@@ -190,7 +190,7 @@ fn parked_threads_and_simultaneous_submitters_never_lose_a_wakeup() {
     // idle timeout is far past the bound), and the bound turns that into a
     // failure.
     const N: usize = 6;
-    const ROUNDS: usize = 300;
+    const ROUNDS: usize = 1000;
     common::bounded_for("lost-wakeup", Duration::from_secs(60), || {
         let pool = Executor::builder()
             .max_threads(N)
