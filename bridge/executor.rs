@@ -32,7 +32,8 @@
 //! After `fork()` the child has none of the parent's pool threads. An
 //! `Executor` made before the fork is closed in the child: [`Executor::run`]
 //! resolves to `Err(LoopClosed)`, jobs still queued at the fork resolve to
-//! `Err(LoopClosed)`, [`Executor::shutdown`] and dropping it return at once.
+//! `Err(LoopClosed)` once the executor is used in the child (any call on
+//! it), and [`Executor::shutdown`] and dropping it return at once.
 //! The default executor ([`run_in_executor`] with `None`) starts afresh in
 //! the child on first use. A job that was *running* in the parent at the
 //! fork has no thread in the child: do not wait there for its future.
@@ -88,13 +89,17 @@ where
         // Publishing runs user code on this thread: the done-callbacks and
         // wakers (each caught by the future), and the result's own `Drop` if
         // its future was dropped unread.
-        contain("publishing a job's result", move || promise.complete(outcome));
+        contain("publishing a job's result", move || {
+            promise.complete(outcome)
+        });
     }
 
     fn fail(self: Box<Self>, err: Error) {
         let Call { f, promise } = *self;
         contain("dropping a job's closure", move || drop(f));
-        contain("publishing a job's error", move || promise.complete(Err(err)));
+        contain("publishing a job's error", move || {
+            promise.complete(Err(err))
+        });
     }
 }
 
@@ -111,15 +116,34 @@ where
 /// A bounded pool of threads for blocking closures (file I/O, a C library,
 /// CPU work that would stall a loop). Python's `ThreadPoolExecutor`.
 ///
-/// Never more than `max_threads` jobs run at once; the rest wait in the
-/// queue in submission order. Threads are spawned on demand, named
-/// (`bridge-executor-1`, ... or a prefix of your choice) and retire after an
-/// idle timeout. Cloning an `Executor` gives another handle to the same pool.
+/// * **Bounded**: never more than `max_threads` jobs run at once; the rest
+///   wait in the queue in submission order.
+/// * **Grows on demand**: a job gets a new thread only when no idle thread is
+///   awake to take it; a thread counts as idle only once its last job's
+///   outcome is published (its done-callbacks and wakers have run), so a
+///   callback may submit to the same pool and wait. Jobs that wait for each
+///   other each get a thread, up to the bound.
+/// * **Retires idle threads** after the idle timeout (10 s by default).
+///   Threads are named `bridge-executor-1`, ... or a prefix of your choice.
+/// * A **panicking job** yields `Err(Panicked)` and its thread stays in the
+///   pool; so does a panic while publishing (a result whose `Drop` panics,
+///   a panicking callback or waker), caught and reported in debug mode.
+/// * [`single_thread`](Self::single_thread) runs every job on one thread,
+///   in submission order.
+/// * [`ConcurrentFuture::cancel`] succeeds only before the job starts.
+/// * [`shutdown`](Self::shutdown) waits for every queued and running job and
+///   joins the threads. Dropping the last handle without it never blocks: the
+///   pool stops taking jobs, the jobs already queued or running still run to
+///   the end (their futures resolve as usual), and then its threads exit on
+///   their own.
+/// * **Fork**: in a child made by `fork()`, an executor made before the fork
+///   is closed: [`run`](Self::run) resolves to `Err(LoopClosed)`, the jobs
+///   still queued at the fork resolve to `Err(LoopClosed)` once the
+///   executor is used there, and `shutdown` and drop return at once. The
+///   default executor starts afresh in the child. A job that was running at
+///   the fork has no thread in the child: do not wait there for its future.
 ///
-/// Dropping the last handle without [`shutdown`](Self::shutdown) never
-/// blocks: the pool stops taking jobs, the jobs already queued or running
-/// still run to the end (their futures resolve as usual), and then its
-/// threads exit on their own.
+/// Cloning an `Executor` gives another handle to the same pool.
 ///
 /// # Examples
 ///

@@ -57,7 +57,7 @@
 //!
 //! # Spinning
 //!
-//! After each job, an idle thread spins for up to [`park::MAX_SPIN`]
+//! After each job, an idle thread spins for up to [`MAX_SPIN`](crate::park::MAX_SPIN)
 //! (50 us) watching a copy of the queue length, before it parks: a job
 //! submitted right after the last one is then taken without a system call on
 //! either side (the submitter sees an awake thread and wakes nobody). Without
@@ -265,7 +265,10 @@ impl Shared {
     }
 
     /// Queues `job`, or hands it back if the pool is closed (or stale).
-    pub(crate) fn try_submit<J: Job + 'static>(self: &Arc<Self>, job: Box<J>) -> Result<(), Box<J>> {
+    pub(crate) fn try_submit<J: Job + 'static>(
+        self: &Arc<Self>,
+        job: Box<J>,
+    ) -> Result<(), Box<J>> {
         if self.is_stale() {
             self.resolve_stranded();
             return Err(job);
@@ -412,7 +415,7 @@ impl Shared {
         self.exited.notify_all();
     }
 
-    /// Spins until a job shows up or [`park::MAX_SPIN`] passes, if fewer
+    /// Spins until a job shows up or [`MAX_SPIN`](crate::park::MAX_SPIN) passes, if fewer
     /// than `spin_cap` idle threads spin already.
     #[cfg(not(bridge_loom))]
     fn spin_for_work(&self) {
@@ -448,7 +451,7 @@ impl Shared {
     /// lock, which is what the models check.
     #[cfg(bridge_loom)]
     fn spin_for_work(&self) {
-        let _ = (&self.spinning, self.spin_cap);
+        let _ = (&self.spinning, self.spin_cap, crate::park::MAX_SPIN);
     }
 
     /// Stops taking jobs and wakes every parked thread so that they drain
