@@ -3,6 +3,8 @@
 //! idle threads park on one condvar (smol's `blocking` pool is built the same
 //! way). Every decision (take a job, spawn, wake, park, retire, exit) is made
 //! holding the lock, so each one sees the whole state at one moment.
+//! The lock is the standard library's futex lock ([`HotMutex`]): see there
+//! for why not `parking_lot`'s.
 //!
 //! # The state
 //!
@@ -91,7 +93,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::registry::{self, Marked};
 use crate::sync::plain::{Arc, AtomicUsize};
-use crate::sync::{Condvar, JoinHandle, Mutex, Ordering};
+use crate::sync::{HotCondvar, HotMutex, JoinHandle, Mutex, Ordering};
 
 /// One unit of work on the queue.
 pub(crate) trait Job: Send {
@@ -192,11 +194,11 @@ pub(crate) struct Shared {
     id: u64,
     /// The process generation this pool was made in (see [`crate::fork`]).
     generation: u64,
-    state: Mutex<State>,
+    state: HotMutex<State>,
     /// Idle threads park here.
-    wake: Condvar,
+    wake: HotCondvar,
     /// Signalled whenever a thread leaves the pool (`close_and_join` waits).
-    exited: Condvar,
+    exited: HotCondvar,
     /// Join handles of threads spawned so far (finished ones are pruned).
     handles: Mutex<Vec<JoinHandle<()>>>,
     /// The queue's length, copied at every change, for spinning threads.
@@ -220,7 +222,7 @@ impl Shared {
             config,
             id,
             generation: crate::fork::watch(),
-            state: Mutex::new(State {
+            state: HotMutex::new(State {
                 queue: VecDeque::new(),
                 threads: 0,
                 idle: 0,
@@ -228,8 +230,8 @@ impl Shared {
                 wakeups: 0,
                 closed: false,
             }),
-            wake: Condvar::new(),
-            exited: Condvar::new(),
+            wake: HotCondvar::new(),
+            exited: HotCondvar::new(),
             handles: Mutex::new(Vec::new()),
             queued_hint: AtomicUsize::new(0),
             spawned: AtomicUsize::new(0),
