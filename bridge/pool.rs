@@ -548,8 +548,9 @@ impl Drop for Shared {
     fn drop(&mut self) {
         if self.is_stale() {
             // The handles name threads of the parent: never detach or join
-            // them here.
-            std::mem::forget(std::mem::take(&mut *self.handles.lock()));
+            // them here, and never lock their list (a parent thread may have
+            // held it at the fork).
+            std::mem::forget(std::mem::replace(&mut self.handles, Mutex::new(Vec::new())));
         }
     }
 }
