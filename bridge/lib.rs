@@ -94,6 +94,11 @@ pub use registry::{
 };
 pub use worker::{try_worker_loop, worker_loop};
 
+#[cfg(feature = "macros")]
+#[doc(inline)]
+#[doc = include_str!("blocking.md")]
+pub use bridge_macros::blocking;
+
 #[cfg(bridge_loom)]
 #[doc(hidden)]
 pub mod loom_api;
