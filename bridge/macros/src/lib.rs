@@ -44,8 +44,12 @@ pub fn blocking(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expand(attr: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     if is_skip(&attr) {
+        let span = match syn::parse2::<Item>(item.clone()) {
+            Ok(Item::Fn(f)) => f.sig.ident.span(),
+            _ => item.span(),
+        };
         return Err(syn::Error::new(
-            item.span(),
+            span,
             "`#[bridge::blocking(skip)]` marks a method of an impl block that has \
              `#[bridge::blocking]` (that method then gets no blocking twin); this item is not \
              in one: remove the attribute, or put `#[bridge::blocking]` on the impl block",

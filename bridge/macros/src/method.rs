@@ -139,22 +139,72 @@ pub(crate) fn turbofish(generics: &Generics) -> TokenStream {
     }
 }
 
-/// `path::call_blocking(call)`, with the call spanned on the method's name,
-/// so that a future or output that is not `Send` is reported at the method:
-/// "future returned by `get` is not `Send`", with the value held across an
-/// `.await` that makes it so.
+/// `path::call_blocking(call)`, with the call spanned on the method's name.
+///
+/// The future passes through a local `future_must_be_send`, whose output is
+/// declared `Send`: a future that is not `Send` is reported once, at the
+/// method, as rustc words it for an `async fn` ("future returned by `get` is
+/// not `Send`", with the value held across an `.await` that makes it so),
+/// and never again by `call_blocking`. (An output that is not `Send` is
+/// reported by `call_blocking`'s bound, also at the method.)
 pub(crate) fn blocking_call(
     krate: &Path,
     call: TokenStream,
     name: &Ident,
     unsafety: Option<Token![unsafe]>,
 ) -> TokenStream {
+    let span = name.span();
+    let krate_here = respan(krate.to_token_stream(), span);
     let call = match unsafety {
         // The twin is an `unsafe fn` too: its caller took on the contract.
-        Some(_) => quote!(unsafe { #call }),
+        Some(_) => quote_spanned!(span=> unsafe { #call }),
         None => call,
     };
-    quote_spanned!(name.span()=> #krate::call_blocking(#call))
+    quote_spanned! {span=>
+        {
+            fn future_must_be_send<F>(future: F) -> impl ::core::future::Future<Output = F::Output> + ::core::marker::Send
+            where
+                F: ::core::future::Future + ::core::marker::Send,
+            {
+                future
+            }
+            #krate_here::call_blocking(future_must_be_send(#call))
+        }
+    }
+}
+
+/// `tokens` with every token (and group delimiter) given `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut inner = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                inner.set_span(span);
+                tt = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// Prints tokens for a message: `Pin<&mut Self>`, not `Pin < & mut Self >`
+/// (a space stays only between two words).
+pub(crate) fn pretty(tokens: &impl ToTokens) -> String {
+    let s = tokens.to_token_stream().to_string();
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '\'';
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let keep =
+            c != ' ' || (i > 0 && word(chars[i - 1]) && chars.get(i + 1).is_some_and(|&n| word(n)));
+        if keep {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A link target for `call_blocking` in generated docs: the crate path as

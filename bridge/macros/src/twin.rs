@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Path};
 
 use crate::method::{self, is_pub};
@@ -97,7 +97,7 @@ fn twin(
     sig.inputs = inputs.into_iter().collect();
 
     let turbofish = method::turbofish(&f.sig.generics);
-    let call = quote!(Self::#name #turbofish(#(#call_args),*));
+    let call = quote_spanned!(name.span()=> Self::#name #turbofish(#(#call_args),*));
     let body = method::blocking_call(krate, call, name, f.sig.unsafety);
 
     let mut attrs = method::kept_attrs(&f.attrs);

@@ -2,7 +2,7 @@
 //! `pub async fn` of the block as a blocking method of the same name.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::visit_mut::VisitMut;
 use syn::{
     FnArg, ImplItem, ImplItemConst, ImplItemFn, ItemImpl, Path, ReturnType, Type, Visibility,
@@ -190,7 +190,10 @@ fn forward_fn(
                      receiver: take `&self`, `&mut self` or `self`, or use the suffix form \
                      (`#[bridge::blocking]` without `wrapper`), whose twins keep any receiver, \
                      or mark this method `#[bridge::blocking(skip)]`",
-                    r.to_token_stream().to_string().replace(" :", ":"),
+                    match r.colon_token {
+                        Some(_) => format!("self: {}", method::pretty(&r.ty)),
+                        None => method::pretty(r),
+                    },
                 ),
             ));
         }
@@ -232,7 +235,7 @@ fn forward_fn(
     let call_args = self_arg
         .into_iter()
         .chain(args.names.iter().map(|n| quote!(#n)));
-    let call = quote!(<#self_ty>::#name #turbofish(#(#call_args),*));
+    let call = quote_spanned!(name.span()=> <#self_ty>::#name #turbofish(#(#call_args),*));
     let value = match (f.sig.asyncness, f.sig.unsafety) {
         (Some(_), unsafety) => method::blocking_call(krate, call, name, unsafety),
         (None, Some(_)) => quote!(unsafe { #call }),
