@@ -611,6 +611,59 @@ fn wrapper_shares_one_client_across_threads() {
     assert_eq!(client.log_handle().lock().unwrap().len(), 8 * 20);
 }
 
+// ---- both forms on one block ----
+
+#[derive(Clone)]
+struct Both(u32);
+
+#[bridge::blocking(wrapper = BlockingBoth)]
+#[bridge::blocking]
+impl Both {
+    pub async fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+#[derive(Clone)]
+struct BothReversed(u32);
+
+#[bridge::blocking]
+#[bridge::blocking(wrapper = BlockingBothReversed)]
+impl BothReversed {
+    pub async fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+/// The twins are left out of the wrapper, whichever attribute comes first.
+trait HasGetBlocking {
+    fn get_blocking(&self) -> u32;
+}
+
+impl HasGetBlocking for BlockingBoth {
+    fn get_blocking(&self) -> u32 {
+        // Resolves to this trait method only because the wrapper has no
+        // inherent `get_blocking` (an inherent one would be chosen first).
+        1000 + self.get()
+    }
+}
+
+impl HasGetBlocking for BlockingBothReversed {
+    fn get_blocking(&self) -> u32 {
+        1000 + self.get()
+    }
+}
+
+#[test]
+fn both_forms_stack_on_one_block_in_either_order() {
+    assert_eq!(Both(1).get_blocking(), 1);
+    assert_eq!(BlockingBoth::from(Both(2)).get(), 2);
+    assert_eq!(BlockingBoth::from(Both(2)).get_blocking(), 1002);
+    assert_eq!(BothReversed(3).get_blocking(), 3);
+    assert_eq!(BlockingBothReversed::from(BothReversed(4)).get(), 4);
+    assert_eq!(BlockingBothReversed::from(BothReversed(4)).get_blocking(), 1004);
+}
+
 // ---- compile errors ----
 
 /// The diagnostics of misuse: each `tests/ui/*.rs` must fail to compile

@@ -20,6 +20,12 @@ pub(crate) fn expand(mut imp: ItemImpl, suffix: &str, krate: &Path) -> syn::Resu
             _ => None,
         })
         .collect();
+    // Another `#[bridge::blocking(wrapper = ..)]` still to expand on this
+    // block must not wrap the twins too: mark them skipped for it.
+    let stacked = imp.attrs.iter().find_map(|a| {
+        let last = a.path().segments.last()?;
+        (last.ident == "blocking").then(|| a.path().clone())
+    });
     let mut errors = method::Errors::default();
     let mut items = Vec::with_capacity(imp.items.len() * 2);
     let mut twins = 0;
@@ -36,8 +42,11 @@ pub(crate) fn expand(mut imp: ItemImpl, suffix: &str, krate: &Path) -> syn::Resu
         let twin = wanted.then(|| twin(&f, suffix, krate, &defined));
         items.push(ImplItem::Fn(f));
         match twin {
-            Some(Ok(t)) => {
+            Some(Ok(mut t)) => {
                 twins += 1;
+                if let Some(path) = &stacked {
+                    t.attrs.push(syn::parse_quote!(#[#path(skip)]));
+                }
                 items.push(ImplItem::Fn(t));
             }
             Some(Err(e)) => errors.push(e),
