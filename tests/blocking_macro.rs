@@ -661,7 +661,10 @@ fn both_forms_stack_on_one_block_in_either_order() {
     assert_eq!(BlockingBoth::from(Both(2)).get_blocking(), 1002);
     assert_eq!(BothReversed(3).get_blocking(), 3);
     assert_eq!(BlockingBothReversed::from(BothReversed(4)).get(), 4);
-    assert_eq!(BlockingBothReversed::from(BothReversed(4)).get_blocking(), 1004);
+    assert_eq!(
+        BlockingBothReversed::from(BothReversed(4)).get_blocking(),
+        1004
+    );
 }
 
 // ---- compile errors ----
