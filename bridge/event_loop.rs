@@ -467,7 +467,9 @@ impl LoopHandle {
         Ok(())
     }
 
-    /// Runs `fut` on this loop and blocks this thread until it is done.
+    /// Runs `fut` on this loop and blocks this thread until it is done and
+    /// dropped there. `fut` may borrow from the caller (see
+    /// [`call_blocking`](crate::call_blocking)).
     ///
     /// On the worker loop this always completes, also from the worker's own
     /// thread (the worker hands its core to another thread first).
@@ -490,14 +492,32 @@ impl LoopHandle {
     #[track_caller]
     pub fn block_on<F>(&self, fut: F) -> Result<F::Output, Error>
     where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: Future + Send,
+        F::Output: Send,
     {
-        let home = self.shared.home();
+        let shared = &self.shared;
+        let home = shared.home();
         if home != 0 && registry::current_home() == home {
             return Err(Error::WouldDeadlock);
         }
-        self.spawn(fut).wait()
+        if shared.is_closed() {
+            return Err(Error::LoopClosed);
+        }
+        let location = Location::caller();
+        let origin = shared.debug.enabled().then(|| Origin {
+            location,
+            loop_name: shared.name.clone(),
+        });
+        let target = origin.clone();
+        let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
+        let guarded = match shared.kind {
+            Kind::Worker => match crate::worker::worker_shared() {
+                Ok(worker) => guarded.counted_static(&worker.stats).driven_by(worker),
+                Err(_) => guarded.counted(&shared.stats),
+            },
+            Kind::Owned | Kind::Run => guarded.counted(&shared.stats),
+        };
+        crate::scoped::block_on(&shared.tokio, guarded, location, target.as_ref(), None)
     }
 
     /// The loop's name.
