@@ -38,6 +38,19 @@ use crate::worker;
 /// ```
 #[track_caller]
 pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
+    let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
+    run_here(None, debug, Location::caller(), fut)
+}
+
+/// [`run`] with a loop's settings (from [`LoopBuilder::run`](crate::LoopBuilder::run)):
+/// `name` names the loop (default: this thread's name, else `bridge-run`),
+/// `debug` its debug mode, `location` the call site named in debug reports.
+pub(crate) fn run_here<F: Future>(
+    name: Option<String>,
+    debug: DebugConfig,
+    location: &'static Location<'static>,
+    fut: F,
+) -> Result<F::Output, Error> {
     if registry::in_any_loop() {
         return Err(Error::NestedLoop);
     }
@@ -45,11 +58,11 @@ pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
         .enable_all()
         .build()?;
     let id = LoopId(registry::next_id());
-    let name = std::thread::current().name().unwrap_or("bridge-run").into();
-    let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
+    let name: std::sync::Arc<str> = match name {
+        Some(name) => name.into(),
+        None => std::thread::current().name().unwrap_or("bridge-run").into(),
+    };
     let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
-    // Outside the closure: a closure does not inherit `#[track_caller]`.
-    let location = Location::caller();
     let origin = debug.enabled().then(|| crate::debug::Origin {
         location,
         loop_name: shared.name.clone(),

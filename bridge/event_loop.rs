@@ -303,6 +303,42 @@ impl LoopBuilder {
         self
     }
 
+    /// Python's `asyncio.run(coro, debug=...)`: [`run`](crate::run) with this
+    /// builder's settings, on this thread. Runs `fut` to completion on a fresh
+    /// loop named and configured by the builder, then cancels every task
+    /// still spawned on it (their destructors run) and closes it.
+    ///
+    /// The loop runs on the calling thread, so [`stack_size`](Self::stack_size)
+    /// does not apply; `name` names the loop (in
+    /// [`running_loop`](crate::running_loop), [`loops`](crate::loops) and debug
+    /// reports), not the thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](crate::run): `NestedLoop` if a loop already runs on this
+    /// thread; `Panicked` if `fut` panics; `Io` if the runtime cannot be built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let name = bridge::Loop::builder()
+    ///     .name("main")
+    ///     .debug(true)
+    ///     .slow_poll_threshold(Duration::from_millis(50))
+    ///     .run(async {
+    ///         tokio::time::sleep(Duration::from_millis(1)).await;
+    ///         bridge::get_running_loop().unwrap().name().to_owned()
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(name, "main");
+    /// ```
+    #[track_caller]
+    pub fn run<F: Future>(self, fut: F) -> Result<F::Output, Error> {
+        let debug = DebugConfig::new(self.debug, self.slow_poll_threshold);
+        crate::entry::run_here(self.name, debug, Location::caller(), fut)
+    }
+
     /// Starts the loop's thread and runtime.
     ///
     /// # Errors

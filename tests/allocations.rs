@@ -158,3 +158,28 @@ fn the_counter_sees_allocations() {
     });
     assert_eq!(allocs, 10);
 }
+
+#[test]
+fn run_with_debug_off_costs_what_plain_run_costs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Both build a fresh runtime per call; debug off must add nothing to it.
+    assert_eq!(bridge::run(async { 1 }).unwrap(), 1);
+    let n = 20;
+    let plain = count(n, || {
+        black_box(bridge::run(async { black_box(1u32) }).unwrap());
+    });
+    let builder = count(n, || {
+        black_box(
+            bridge::Loop::builder()
+                .debug(false)
+                .run(async { black_box(1u32) })
+                .unwrap(),
+        );
+    });
+    assert!(plain > 0, "the counter saw the runtime being built");
+    // The builder's name is the one difference allowed: none is set here.
+    assert_eq!(
+        builder, plain,
+        "Loop::builder().debug(false).run made {builder} allocations against run's {plain}"
+    );
+}
