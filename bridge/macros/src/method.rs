@@ -154,7 +154,6 @@ pub(crate) fn blocking_call(
     unsafety: Option<Token![unsafe]>,
 ) -> TokenStream {
     let span = name.span();
-    let krate_here = respan(krate.to_token_stream(), span);
     let call = match unsafety {
         // The twin is an `unsafe fn` too: its caller took on the contract.
         Some(_) => quote_spanned!(span=> unsafe { #call }),
@@ -162,32 +161,16 @@ pub(crate) fn blocking_call(
     };
     quote_spanned! {span=>
         {
+            use #krate::call_blocking;
             fn future_must_be_send<F>(future: F) -> impl ::core::future::Future<Output = F::Output> + ::core::marker::Send
             where
                 F: ::core::future::Future + ::core::marker::Send,
             {
                 future
             }
-            #krate_here::call_blocking(future_must_be_send(#call))
+            call_blocking(future_must_be_send(#call))
         }
     }
-}
-
-/// `tokens` with every token (and group delimiter) given `span`.
-fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
-    tokens
-        .into_iter()
-        .map(|mut tt| {
-            if let proc_macro2::TokenTree::Group(g) = &tt {
-                let mut inner = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
-                inner.set_span(span);
-                tt = proc_macro2::TokenTree::Group(inner);
-            } else {
-                tt.set_span(span);
-            }
-            tt
-        })
-        .collect()
 }
 
 /// Prints tokens for a message: `Pin<&mut Self>`, not `Pin < & mut Self >`
