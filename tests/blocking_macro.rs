@@ -178,6 +178,18 @@ impl Store {
     pub fn len_now(&self) -> usize {
         self.map.len()
     }
+
+    /// Parameters named like what the generated code uses are passed on.
+    pub async fn named_like_internals(
+        &self,
+        future: u32,
+        call_blocking: u32,
+        future_must_be_send: u32,
+        arg5: u32,
+        (a, b): (u32, u32),
+    ) -> u32 {
+        future + call_blocking + future_must_be_send + arg5 + a + b
+    }
 }
 
 fn store_with(pairs: &[(&str, &str)]) -> Store {
@@ -214,6 +226,10 @@ fn suffix_twins(_ctx: Ctx) {
     assert_eq!(store.lifetimes_blocking("k"), Some(&"v1".to_owned()));
     assert_eq!(store.len_now(), 1);
     assert_eq!(store.private_len_direct(), 1);
+    assert_eq!(
+        store.named_like_internals_blocking(1, 10, 100, 1000, (10_000, 100_000)),
+        111_111
+    );
 
     let store = Arc::new(store);
     assert_eq!(store.clone().shared_name_blocking(), "main");
@@ -609,6 +625,31 @@ fn wrapper_shares_one_client_across_threads() {
     });
     assert_eq!(done.load(Ordering::SeqCst), 8);
     assert_eq!(client.log_handle().lock().unwrap().len(), 8 * 20);
+}
+
+/// A `#[cfg]` on the block after the attribute: the wrapper and its impls
+/// get it too (else they would name methods that are compiled out).
+struct Configured;
+
+#[bridge::blocking(wrapper = BlockingConfigured)]
+#[cfg(not(test))]
+impl Configured {
+    pub async fn get(&self) -> u8 {
+        1
+    }
+}
+
+#[bridge::blocking(wrapper = BlockingConfiguredIn)]
+#[cfg(test)]
+impl Configured {
+    pub async fn get_in(&self) -> u8 {
+        2
+    }
+}
+
+#[test]
+fn a_cfg_on_the_block_applies_to_the_wrapper() {
+    assert_eq!(BlockingConfiguredIn::from(Configured).get_in(), 2);
 }
 
 // ---- both forms on one block ----

@@ -159,16 +159,22 @@ pub(crate) fn blocking_call(
         Some(_) => quote_spanned!(span=> unsafe { #call }),
         None => call,
     };
+    // The call (the user's arguments) is evaluated outside the block that
+    // declares the helper items, which would shadow a parameter of the same
+    // name.
     quote_spanned! {span=>
         {
-            use #krate::call_blocking;
-            fn future_must_be_send<F>(future: F) -> impl ::core::future::Future<Output = F::Output> + ::core::marker::Send
-            where
-                F: ::core::future::Future + ::core::marker::Send,
+            let future = #call;
             {
-                future
+                use #krate::call_blocking;
+                fn future_must_be_send<F>(future: F) -> impl ::core::future::Future<Output = F::Output> + ::core::marker::Send
+                where
+                    F: ::core::future::Future + ::core::marker::Send,
+                {
+                    future
+                }
+                call_blocking(future_must_be_send(future))
             }
-            call_blocking(future_must_be_send(#call))
         }
     }
 }

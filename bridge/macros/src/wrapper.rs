@@ -270,8 +270,12 @@ fn forward_fn(
 
 /// A `pub const` of the block, as the same constant of the wrapper.
 fn forward_const(c: &ImplItemConst, self_ty: &Type) -> TokenStream {
-    let attrs = method::kept_attrs(&c.attrs);
     let (vis, ident) = (&c.vis, &c.ident);
+    let mut attrs = method::kept_attrs(&c.attrs);
+    method::push_doc(
+        &mut attrs,
+        &format!("Same as [`{ident}`]({}::{ident}).", link_target(self_ty)),
+    );
     let mut ty = c.ty.clone();
     ReplaceSelf(self_ty).visit_type_mut(&mut ty);
     quote! {
