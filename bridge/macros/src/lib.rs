@@ -13,9 +13,8 @@ mod options;
 mod twin;
 mod wrapper;
 
-/// (The attribute is implemented in the `bridge-macros` crate; use it as
-/// `bridge::blocking`, whose documentation has the forms, options and
-/// examples.)
+/// (Implemented in the `bridge-macros` crate; re-exported, with the
+/// documentation above, as `bridge::blocking`.)
 #[proc_macro_attribute]
 pub fn blocking(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);
