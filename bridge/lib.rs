@@ -23,6 +23,15 @@
 //! assert_eq!(bridge::call_blocking(async { fetch() + 1 }), 8);
 //! ```
 //!
+//! ## Which entry point do I call?
+//!
+//! | who calls | call | where the work runs | a panic in it becomes |
+//! |---|---|---|---|
+//! | sync code that needs one result: `main`, a script, a test, code that may or may not be inside a loop | [`block_on_safe(fut)`](block_on_safe) | right here when no loop runs on this thread (no thread hop); else on the worker loop | `Err(Panicked)` |
+//! | sync code calling an async API: a web handler, the blocking twin of a library | [`call_blocking(fut)`](call_blocking) | always on the [worker loop](worker_loop), whose timers, sockets and pools outlive the call | a panic resumed in the caller |
+//! | any thread submitting to a particular loop (a GUI loop, a per-resource loop) | [`LoopHandle::spawn(fut)`](LoopHandle::spawn) (= [`run_coroutine_threadsafe`]) | that loop's thread; you get a [`ConcurrentFuture`] to `wait` or `.await` | `Err(Panicked)` from `wait` / `.await` |
+//! | async code calling blocking code (a sync driver, file I/O, CPU work) | [`run_in_executor(exec, f)`](run_in_executor) | a thread of an [`Executor`] (the default one for `None`) | `Err(Panicked)` from `wait` / `.await` |
+//!
 //! ## Guarantees
 //!
 //! * **No nesting panics.** [`run`] returns [`Error::NestedLoop`] inside a
@@ -96,13 +105,16 @@ mod once;
 mod park;
 mod pool;
 mod registry;
+mod scoped;
 mod stats;
 mod sync;
 mod task;
 mod worker;
 
 pub use debug::{hang_threshold, set_hang_threshold};
-pub use entry::{block_on_safe, call_blocking, run, run_coroutine_threadsafe};
+pub use entry::{
+    block_on_safe, call_blocking, call_blocking_timeout, run, run_coroutine_threadsafe,
+};
 pub use error::{Error, PanicError};
 pub use event_loop::{Loop, LoopBuilder, LoopHandle};
 pub use executor::{run_in_executor, Executor, ExecutorBuilder, DEFAULT_IDLE_TIMEOUT};
