@@ -11,9 +11,10 @@
 //! Contexts (the columns, [`CONTEXTS`]): a plain thread; a late thread-local
 //! destructor (registered before the crate's own, so it runs after they are
 //! gone); a thread that is already unwinding (inside a `Drop` during a
-//! panic); a forked child (the `Loop`, `Executor` and pending work used there
-//! were made before the fork); worker-loop work that has entered another
-//! current-thread or multi-thread runtime's context.
+//! panic), plain or a task of a multi-thread runtime; a forked child (the
+//! `Loop`, `Executor` and pending work used there were made before the
+//! fork); worker-loop work that has entered another current-thread or
+//! multi-thread runtime's context.
 //!
 //! Every case runs in its own child process (this binary again, selected by
 //! an environment variable) bounded by a timeout, so an abort or a hang fails
@@ -73,6 +74,7 @@ const CONTEXTS: &[(&str, Context)] = &[
     ("plain", ctx_plain),
     ("tls-dtor", ctx_tls_destructor),
     ("unwinding", ctx_unwinding),
+    ("unwind-task", ctx_unwinding_in_task),
     #[cfg(unix)]
     ("fork", ctx_fork),
     ("worker+ct", ctx_worker_current_thread),
@@ -462,6 +464,27 @@ fn ctx_unwinding(call: Call) -> Verdict {
         // The crate's first call in this process is made while unwinding.
         let _guard = WhileUnwinding(Some((call, tx)));
         panic!("matrix: unwinding on purpose, the call runs in a Drop");
+    })
+}
+
+fn ctx_unwinding_in_task(call: Call) -> Verdict {
+    on_thread("unwind-task", move |tx| {
+        // A task of a multi-thread runtime unwinds, as when a `Loop` moved
+        // into a task is dropped by its panic: the call runs in a `Drop` on a
+        // runtime worker thread, the crate's first call in this process.
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return drop(tx.send(Err(format!("runtime: {e}")))),
+        };
+        let task = rt.spawn(async move {
+            let _guard = WhileUnwinding(Some((call, tx)));
+            panic!("matrix: a task unwinding on purpose, the call runs in a Drop");
+        });
+        let _ = rt.block_on(task);
     })
 }
 
