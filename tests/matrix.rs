@@ -136,14 +136,15 @@ fn print_table(cases: &[String], results: &[Ended]) {
     };
     let width = CALLS.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
     let mut out = format!("\n{:width$}", "");
+    let col = CONTEXTS.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
     for (ctx, _) in CONTEXTS {
-        out += &format!(" | {ctx:^9}");
+        out += &format!(" | {ctx:^col$}");
     }
     out.push('\n');
     for (call, _) in CALLS {
         out += &format!("{call:width$}");
         for (ctx, _) in CONTEXTS {
-            out += &format!(" | {:^9}", cell(call, ctx));
+            out += &format!(" | {:^col$}", cell(call, ctx));
         }
         out.push('\n');
     }
