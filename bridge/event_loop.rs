@@ -8,6 +8,10 @@
 //! resolves to `Err(Cancelled)` (the task had started) or `Err(LoopClosed)`
 //! (it never ran). The closing thread joins the loop's thread, unless it *is*
 //! the loop's thread.
+//!
+//! In a process forked after the loop was made, the loop's thread does not
+//! exist: there the loop counts as closed (`LoopClosed` for new work and for
+//! waits on its pending work), and dropping the `Loop` does not join.
 
 use std::fmt;
 use std::future::Future;
@@ -51,6 +55,9 @@ pub(crate) struct LoopShared {
     driver_no: AtomicU64,
     /// Tells an owned loop's thread to stop.
     stop: tokio::sync::Notify,
+    /// The process generation it was made in ([`crate::fork`]): in a forked
+    /// child its thread is gone, and the loop counts as closed.
+    generation: u64,
 }
 
 impl LoopShared {
@@ -72,6 +79,7 @@ impl LoopShared {
             thread: Mutex::new(std::thread::current().id()),
             driver_no: AtomicU64::new(registry::thread_no()),
             stop: tokio::sync::Notify::new(),
+            generation: crate::fork::watch(),
         });
         if debug.enabled() {
             crate::stats::start_lag_probe(&shared);
@@ -107,9 +115,16 @@ impl LoopShared {
         }
     }
 
+    /// Closed, closing, or lost to a fork (see [`Self::is_stale`]).
     pub(crate) fn is_closed(&self) -> bool {
         // ORDERING: Acquire pairs with the Release in `close`.
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::Acquire) || self.is_stale()
+    }
+
+    /// In a forked child, for a loop made before the fork: no thread drives
+    /// it here, so it takes no work and nothing may wait for that thread.
+    pub(crate) fn is_stale(&self) -> bool {
+        crate::fork::is_stale(self.generation)
     }
 
     /// The home id for futures of this loop: the one thread that must run them.
@@ -122,6 +137,9 @@ impl LoopShared {
 }
 
 /// Owns a bridge loop and the thread that drives it; dropping it closes the loop.
+///
+/// In a process forked after it was made, the loop is closed (its thread
+/// stayed in the parent), and dropping it returns at once.
 ///
 /// # Examples
 ///
@@ -226,7 +244,12 @@ impl Drop for Loop {
     fn drop(&mut self) {
         self.handle.shared.close();
         if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() {
+            if self.handle.shared.is_stale() {
+                // A forked child: the thread exists only in the parent. Joining
+                // (or detaching) it here would act on a thread id that means
+                // nothing in this process; its runtime is leaked with it.
+                std::mem::forget(thread);
+            } else if thread.thread().id() != std::thread::current().id() {
                 // Joining blocks: off a multi-thread runtime's core first.
                 let _ = crate::worker::blocking_region(Location::caller(), || thread.join());
             }
@@ -301,6 +324,42 @@ impl LoopBuilder {
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
+    }
+
+    /// Python's `asyncio.run(coro, debug=...)`: [`run`](crate::run) with this
+    /// builder's settings, on this thread. Runs `fut` to completion on a fresh
+    /// loop named and configured by the builder, then cancels every task
+    /// still spawned on it (their destructors run) and closes it.
+    ///
+    /// The loop runs on the calling thread, so [`stack_size`](Self::stack_size)
+    /// does not apply; `name` names the loop (in
+    /// [`running_loop`](crate::running_loop), [`loops`](crate::loops) and debug
+    /// reports), not the thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](crate::run): `NestedLoop` if a loop already runs on this
+    /// thread; `Panicked` if `fut` panics; `Io` if the runtime cannot be built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let name = bridge::Loop::builder()
+    ///     .name("main")
+    ///     .debug(true)
+    ///     .slow_poll_threshold(Duration::from_millis(50))
+    ///     .run(async {
+    ///         tokio::time::sleep(Duration::from_millis(1)).await;
+    ///         bridge::get_running_loop().unwrap().name().to_owned()
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(name, "main");
+    /// ```
+    #[track_caller]
+    pub fn run<F: Future>(self, fut: F) -> Result<F::Output, Error> {
+        let debug = DebugConfig::new(self.debug, self.slow_poll_threshold);
+        crate::entry::run_here(self.name, debug, Location::caller(), fut)
     }
 
     /// Starts the loop's thread and runtime.
@@ -400,7 +459,8 @@ impl LoopHandle {
     /// (same as [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe)).
     ///
     /// A panic in `fut` resolves the future to `Err(Panicked)`. On a closed
-    /// loop the future is already resolved to `Err(LoopClosed)`.
+    /// loop (also one made before a `fork()`, in the child) the future is
+    /// already resolved to `Err(LoopClosed)`.
     ///
     /// # Examples
     ///
@@ -448,7 +508,8 @@ impl LoopHandle {
     ///
     /// # Errors
     ///
-    /// `LoopClosed` if the loop is closed or closing.
+    /// `LoopClosed` if the loop is closed or closing, or was made before a
+    /// `fork()` and this is the child.
     ///
     /// # Examples
     ///
@@ -467,7 +528,9 @@ impl LoopHandle {
         Ok(())
     }
 
-    /// Runs `fut` on this loop and blocks this thread until it is done.
+    /// Runs `fut` on this loop and blocks this thread until it is done and
+    /// dropped there. `fut` may borrow from the caller (see
+    /// [`call_blocking`](crate::call_blocking)).
     ///
     /// On the worker loop this always completes, also from the worker's own
     /// thread (the worker hands its core to another thread first).
@@ -476,7 +539,8 @@ impl LoopHandle {
     ///
     /// `WouldDeadlock` on this loop's own thread (for a [`Loop`] or a
     /// [`run`](crate::run) loop, which only that thread drives); `Panicked`
-    /// if `fut` panics; `LoopClosed`/`Cancelled` if the loop closes first.
+    /// if `fut` panics; `LoopClosed`/`Cancelled` if the loop closes first;
+    /// `LoopClosed` in a forked child for a loop made before the fork.
     ///
     /// # Examples
     ///
@@ -490,14 +554,32 @@ impl LoopHandle {
     #[track_caller]
     pub fn block_on<F>(&self, fut: F) -> Result<F::Output, Error>
     where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: Future + Send,
+        F::Output: Send,
     {
-        let home = self.shared.home();
+        let shared = &self.shared;
+        let home = shared.home();
         if home != 0 && registry::current_home() == home {
             return Err(Error::WouldDeadlock);
         }
-        self.spawn(fut).wait()
+        if shared.is_closed() {
+            return Err(Error::LoopClosed);
+        }
+        let location = Location::caller();
+        let origin = shared.debug.enabled().then(|| Origin {
+            location,
+            loop_name: shared.name.clone(),
+        });
+        let target = origin.clone();
+        let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
+        let guarded = match shared.kind {
+            Kind::Worker => match crate::worker::worker_shared() {
+                Ok(worker) => guarded.counted_static(&worker.stats).driven_by(worker),
+                Err(_) => guarded.counted(&shared.stats),
+            },
+            Kind::Owned | Kind::Run => guarded.counted(&shared.stats),
+        };
+        crate::scoped::block_on(&shared.tokio, guarded, location, target.as_ref(), None)
     }
 
     /// The loop's name.
@@ -524,7 +606,9 @@ impl LoopHandle {
         self.shared.id
     }
 
-    /// Whether the loop is closed or closing (it takes no new work).
+    /// Whether the loop is closed or closing (it takes no new work). In a
+    /// forked child, a loop made before the fork is closed: its thread
+    /// stayed in the parent.
     ///
     /// # Examples
     ///

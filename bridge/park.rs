@@ -1,7 +1,8 @@
 //! Spin, then park: the waiting strategy of every synchronous wait.
 //!
 //! A hand-off to another thread that finishes in a few microseconds should
-//! not pay for a sleep and a wake-up (about 20 us each on an idle vCPU here),
+//! not pay for a sleep and a wake-up (tens of microseconds on an idle vCPU:
+//! see benches/README.md, "floor"),
 //! and a wait that lasts milliseconds should not burn a core. So a waiter first
 //! spins for a short, bounded budget, checking its condition, and only then
 //! registers itself and parks.
@@ -25,10 +26,9 @@ use crate::sync::{AtomicBool, Ordering, Thread};
 
 /// The longest a waiter spins before parking.
 pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
-/// The shortest spin budget a thread falls back to. 10 us was tried: it
-/// made a single caller's latency steadier, but with more spinning callers
-/// than cores it took the CPU from the worker (8 callers: 3 us per call
-/// against 0.5 us), so the floor stays low.
+/// The shortest spin budget a thread falls back to. Kept low: a higher floor
+/// steadies a single caller's latency, but with more spinning callers than
+/// cores it takes the CPU from the worker (benches/README.md, "contention").
 #[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
 pub(crate) const MIN_SPIN: Duration = Duration::from_micros(2);
 
@@ -49,8 +49,8 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     let mut step = 0u32;
     loop {
-        // One pause between checks: a backoff to 64 pauses (about 1.6 us on
-        // this machine's EPYC, 25 ns a pause) notices a hand-off that finished
+        // One pause between checks: a backoff to 64 pauses (over a
+        // microsecond on common x86 parts) notices a hand-off that finished
         // in under a microsecond late. The conditions polled are single loads
         // of lines the other side writes once, so checking often costs it
         // nothing.
@@ -85,6 +85,8 @@ pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
 /// Wakes the thread that is blocked in [`block_on`].
 struct Signal {
     woken: AtomicBool,
+    /// Whether a `block_on` on this thread is using this (the cached) signal.
+    in_use: AtomicBool,
     thread: Thread,
 }
 
@@ -110,6 +112,7 @@ impl std::task::Wake for Signal {
 fn new_signal() -> (StdArc<Signal>, Waker) {
     let signal = StdArc::new(Signal {
         woken: AtomicBool::new(false),
+        in_use: AtomicBool::new(false),
         thread: crate::sync::current_thread(),
     });
     let waker = Waker::from(signal.clone());
@@ -123,18 +126,29 @@ crate::sync::thread_local! {
 /// Polls `fut` to completion on this thread, spinning briefly and then
 /// parking between polls. The waker is cached per thread (no allocation
 /// after the first call; during thread teardown, when the cache is gone, a
-/// fresh one is made).
+/// fresh one is made). The waker is live from the first poll, so a future
+/// that keeps its first waker is woken like any other.
 ///
-/// Not re-entrant: `fut` must not itself block on this thread with this
-/// function (the futures we pass, join handles, never run user code).
+/// Re-entrant: if `fut` itself blocks on this thread with this function (an
+/// inline `block_on_safe` nested in another), the inner call uses a fresh
+/// signal of its own, so it cannot consume a wake-up meant for the outer one.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    match block_on_until(fut, None) {
+        Some(v) => v,
+        None => unreachable!("no deadline"),
+    }
+}
+
+/// [`block_on`] that gives up at `deadline`: `None` if `fut` was not ready by
+/// then (it is dropped unfinished).
+pub(crate) fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     let mut fut = Some(fut);
     let mut run = |(signal, waker): &(StdArc<Signal>, Waker)| {
         let mut fut = std::pin::pin!(fut.take().expect("polled by one path"));
         let mut cx = Context::from_waker(waker);
         loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
+                return Some(v);
             }
             // ORDERING: Relaxed peek, then an Acquire swap that pairs with the
             // waker's Release store.
@@ -146,12 +160,34 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
             }
             // ORDERING: Acquire, as above.
             while !signal.woken.swap(false, Ordering::Acquire) {
-                crate::sync::park();
+                match deadline {
+                    None => crate::sync::park(),
+                    Some(d) => match remaining(d) {
+                        Some(left) => crate::sync::park_timeout(left),
+                        None => return None,
+                    },
+                }
             }
         }
     };
-    match SIGNAL.try_with(|s| run(s)) {
-        Ok(v) => v,
-        Err(_) => run(&new_signal()),
+    let cached = SIGNAL.try_with(|s| {
+        // ORDERING: Relaxed: only this thread reads or writes `in_use`.
+        if s.0.in_use.swap(true, Ordering::Relaxed) {
+            return None; // nested: the outer call owns the cached signal
+        }
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                // ORDERING: Relaxed: as above.
+                self.0.store(false, Ordering::Relaxed);
+            }
+        }
+        let _release = Release(&s.0.in_use);
+        Some(run(s))
+    });
+    match cached {
+        Ok(Some(v)) => v,
+        // Nested, or during thread teardown when the cache is gone.
+        Ok(None) | Err(_) => run(&new_signal()),
     }
 }
