@@ -31,12 +31,11 @@
 //!
 //! After `fork()` the child has none of the parent's pool threads. An
 //! `Executor` made before the fork is closed in the child: [`Executor::run`]
-//! resolves to `Err(LoopClosed)`, jobs still queued at the fork resolve to
-//! `Err(LoopClosed)` once the executor is used in the child (any call on
-//! it), and [`Executor::shutdown`] and dropping it return at once.
-//! The default executor ([`run_in_executor`] with `None`) starts afresh in
-//! the child on first use. A job that was *running* in the parent at the
-//! fork has no thread in the child: do not wait there for its future.
+//! resolves to `Err(LoopClosed)`, waiting in the child for a job submitted
+//! before the fork (queued or running) gives `Err(LoopClosed)`, and
+//! [`Executor::shutdown`] and dropping it return at once. The default
+//! executor ([`run_in_executor`] with `None`) starts afresh in the child on
+//! first use.
 //!
 //! One caller's burst can be kept from taking the whole pool with a
 //! [`CapacityLimiter`](crate::CapacityLimiter).
@@ -137,11 +136,10 @@ where
 ///   the end (their futures resolve as usual), and then its threads exit on
 ///   their own.
 /// * **Fork**: in a child made by `fork()`, an executor made before the fork
-///   is closed: [`run`](Self::run) resolves to `Err(LoopClosed)`, the jobs
-///   still queued at the fork resolve to `Err(LoopClosed)` once the
-///   executor is used there, and `shutdown` and drop return at once. The
-///   default executor starts afresh in the child. A job that was running at
-///   the fork has no thread in the child: do not wait there for its future.
+///   is closed: [`run`](Self::run) resolves to `Err(LoopClosed)`, waiting
+///   there for a job submitted before the fork gives `Err(LoopClosed)`, and
+///   `shutdown` and drop return at once. The default executor starts afresh
+///   in the child.
 ///
 /// Cloning an `Executor` gives another handle to the same pool.
 ///

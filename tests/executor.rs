@@ -987,11 +987,16 @@ fn an_executor_from_before_fork_is_closed_in_the_child_and_the_default_starts_af
     assert_eq!(run_in_executor(None, || 2).wait().unwrap(), 2);
     let single = Executor::single_thread("before-fork");
     let (release, gate) = mpsc::channel::<()>();
-    let busy = single.run(move || gate.recv().unwrap());
+    let mut busy = Some(single.run(move || gate.recv().unwrap()));
     let queued = single.run(|| 3);
 
     /// Each check in the forked child; the exit code names the failed one.
-    fn in_forked_child(pool: Executor, single: Executor, queued: ConcurrentFuture<i32>) -> i32 {
+    fn in_forked_child(
+        pool: Executor,
+        single: Executor,
+        queued: ConcurrentFuture<i32>,
+        busy: ConcurrentFuture<()>,
+    ) -> i32 {
         if !matches!(pool.run(|| 1).wait(), Err(Error::LoopClosed)) {
             return 2;
         }
@@ -1006,9 +1011,12 @@ fn an_executor_from_before_fork_is_closed_in_the_child_and_the_default_starts_af
         if !matches!(single.run(|| 1).wait(), Err(Error::LoopClosed)) {
             return 5;
         }
-        // The job queued at the fork resolves once its executor is used.
+        // Jobs queued or running at the fork: their threads are not here.
         if !matches!(queued.wait(), Err(Error::LoopClosed)) {
             return 6;
+        }
+        if !matches!(busy.wait(), Err(Error::LoopClosed)) {
+            return 8;
         }
         pool.clone().shutdown();
         drop(pool);
@@ -1028,7 +1036,7 @@ fn an_executor_from_before_fork_is_closed_in_the_child_and_the_default_starts_af
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
         let code = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            in_forked_child(pool.clone(), single.clone(), queued)
+            in_forked_child(pool.clone(), single.clone(), queued, busy.take().unwrap())
         }))
         .unwrap_or(101);
         // SAFETY: leaves the forked child at once, running no destructor
@@ -1063,7 +1071,7 @@ fn an_executor_from_before_fork_is_closed_in_the_child_and_the_default_starts_af
     );
     // The parent's pools are unaffected.
     release.send(()).unwrap();
-    busy.wait().unwrap();
+    busy.take().unwrap().wait().unwrap();
     assert_eq!(pool.run(|| 8).wait().unwrap(), 8);
     pool.shutdown();
     single.shutdown();
