@@ -69,14 +69,17 @@ mod entry;
 mod error;
 mod event_loop;
 mod executor;
+mod executor_stream;
 mod fork;
 mod future;
+mod iter_blocking;
 mod limiter;
 mod once;
 mod park;
 mod pool;
 mod registry;
 mod stats;
+mod stream_channel;
 mod sync;
 mod task;
 mod worker;
@@ -86,7 +89,9 @@ pub use entry::{block_on_safe, call_blocking, run, run_coroutine_threadsafe};
 pub use error::{Error, PanicError};
 pub use event_loop::{Loop, LoopBuilder, LoopHandle};
 pub use executor::{run_in_executor, Executor, ExecutorBuilder, DEFAULT_IDLE_TIMEOUT};
+pub use executor_stream::{stream_in_executor, ExecutorStream};
 pub use future::{promise, ConcurrentFuture, Promise};
+pub use iter_blocking::{iter_blocking, BlockingIter};
 pub use limiter::CapacityLimiter;
 pub use registry::{
     enter_foreign, get_running_loop, loops, running_loop, ForeignGuard, LoopId, LoopInfo,
