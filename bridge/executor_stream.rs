@@ -134,8 +134,8 @@ fn produce<I>(
 /// [`iter_blocking`](crate::iter_blocking).
 ///
 /// * Items come in order, none lost or duplicated.
-/// * The iterator runs at most 32 items ahead of the consumer (16 buffered,
-///   16 taken by the stream), then its thread waits. The stream takes all
+/// * The iterator runs at most 64 items ahead of the consumer (32 buffered,
+///   32 taken by the stream), then its thread waits. The stream takes all
 ///   buffered items with one lock, and is woken only when it found none.
 /// * Dropping the stream stops the iteration at the next item: the job
 ///   calls `next()` at most once more, then drops the iterator on the

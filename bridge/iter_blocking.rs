@@ -165,7 +165,7 @@ where
 /// core to another thread, so that runtime keeps running.
 ///
 /// * Items come in order, none lost or duplicated.
-/// * The worker reads ahead by at most 32 items (16 buffered, 16 handed to
+/// * The worker reads ahead by at most 64 items (32 buffered, 32 handed to
 ///   the iterator), then waits for the consumer. A sync consumer that keeps
 ///   up takes the buffered items in batches: one lock per batch and no
 ///   wake-up at all.

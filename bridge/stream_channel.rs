@@ -42,12 +42,19 @@ use std::task::{Poll, Waker};
 use crate::sync::plain::Mutex;
 
 /// The most items the shared buffer holds.
-pub(crate) const CAPACITY: usize = 16;
+///
+/// Half the read-ahead API.md allows. Each batch costs a wake-up or two
+/// when the consumer is faster than the producer (it catches up and
+/// waits), so the batch is as large as the bound allows: 16 was measured at
+/// 1.3-2.5 us per item for `stream_in_executor` over a trivial iterator,
+/// 32 at 0.25-0.35 us (the hand-written tokio mpsc pattern: 1.7 us with
+/// capacity 32, 0.7 us with 64).
+pub(crate) const CAPACITY: usize = 32;
 
 /// The most items a sender is ever ahead of its consumer (API.md: at most 64).
 pub(crate) const READ_AHEAD: usize = 2 * CAPACITY;
 
-const _: () = assert!(READ_AHEAD <= 64);
+const _: () = assert!(READ_AHEAD <= 64, "API.md: at most 64 items of read-ahead");
 
 /// How a stream or iterator ended, as the receiver learns it.
 pub(crate) enum End {
