@@ -22,9 +22,12 @@ const API_READ_AHEAD: u64 = 64;
 // ---------------------------------------------------------------------------
 // Helpers.
 
+/// The threads tokens were dropped on: id and name.
+type Drops = Arc<Mutex<Vec<(ThreadId, Option<String>)>>>;
+
 /// Records the thread each of its tokens was dropped on.
 #[derive(Clone, Default)]
-struct Probe(Arc<Mutex<Vec<(ThreadId, Option<String>)>>>);
+struct Probe(Drops);
 
 impl Probe {
     fn token(&self) -> ProbeToken {
@@ -45,7 +48,7 @@ impl Probe {
     }
 }
 
-struct ProbeToken(Arc<Mutex<Vec<(ThreadId, Option<String>)>>>);
+struct ProbeToken(Drops);
 
 impl Drop for ProbeToken {
     fn drop(&mut self) {
@@ -317,10 +320,9 @@ fn dropping_the_stream_drops_the_iterator_on_the_executor_thread() {
             .build();
         let mut s = bridge::stream_in_executor(
             Some(&pool),
-            (0u64..).map(move |i| {
+            (0u64..).inspect(move |_| {
                 let _ = &token;
                 p.fetch_add(1, Ordering::SeqCst);
-                i
             }),
         );
         let first = futures::executor::block_on(s.next());
@@ -393,9 +395,8 @@ fn a_finished_stream_is_dropped_on_the_worker_before_the_end_is_seen() {
         let token = probe.token();
         let s = bridge::stream_in_executor(
             None,
-            (0..2).map(move |i| {
+            (0..2).inspect(move |_| {
                 let _ = &token;
-                i
             }),
         );
         assert_eq!(futures::executor::block_on(s.count()), 2);
@@ -433,11 +434,10 @@ fn a_stream_panic_resumes_at_next_after_its_items_then_the_iterator_is_fused() {
 #[test]
 fn an_iterator_panic_resumes_at_poll_next_after_its_items_then_the_stream_is_fused() {
     bounded("iterator panic", || {
-        let iter = (0..5).map(|i| {
+        let iter = (0..5).inspect(|&i| {
             if i == 3 {
                 panic!("iterator boom at {i}");
             }
-            i
         });
         let mut s = bridge::stream_in_executor(None, iter);
         futures::executor::block_on(async {
@@ -742,10 +742,9 @@ fn the_span_at_the_call_is_the_iterators_span_for_its_whole_life() {
             }
         }
         let guard = LogsOnDrop;
-        let iter = (0..3).map(move |i| {
+        let iter = (0..3).inspect(move |&i| {
             let _ = &guard;
             tracing::info!("iter-span-test: next item {i}");
-            i
         });
         let span = tracing::info_span!("request", id = 7002);
         let s = span.in_scope(|| bridge::stream_in_executor(None, iter));
@@ -777,9 +776,8 @@ fn a_closed_executor_makes_the_stream_panic_with_a_clear_message() {
         assert!(pool.close());
         let mut s = bridge::stream_in_executor(
             Some(&pool),
-            (0..3).map(move |i| {
+            (0..3).inspect(move |_| {
                 let _ = &token;
-                i
             }),
         );
         assert_eq!(dropped.count(), 1, "the iterator never runs and is dropped");
