@@ -6,6 +6,7 @@
 mod common;
 mod debug_support;
 
+use std::hint::black_box;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -827,4 +828,106 @@ fn an_executor_closed_while_the_stream_runs_lets_it_finish() {
             assert!(rest.into_iter().eq(1..1_000));
         });
     });
+}
+
+// ---------------------------------------------------------------------------
+// Allocations per item: none in the steady state, with no span active.
+//
+// Counted over every thread of a child process that runs only this test (so
+// no other test of this binary allocates meanwhile).
+
+struct Counting;
+
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments; the
+// counters touch no allocator state.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged; `ptr` came from `System`.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const CHILD: &str = "BRIDGE_STREAMS_ALLOC_CHILD";
+
+/// Runs `test` alone in a child process with [`CHILD`] set.
+fn in_child_process(test: &str) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child {test} failed: {:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Heap allocations (on every thread) while `f` runs.
+fn allocations(f: impl FnOnce()) -> u64 {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+/// Items moved while counting, per direction.
+const COUNTED_ITEMS: u64 = 100_000;
+
+/// Allocations allowed over [`COUNTED_ITEMS`]: not per item, but one-time
+/// process state the measurement may happen to be first to need
+/// (`parking_lot` builds its global table of parked threads, and grows it
+/// as threads appear, at the first contended lock).
+const ONE_TIME: u64 = 16;
+
+#[test]
+fn items_allocate_nothing_in_the_steady_state() {
+    if std::env::var_os(CHILD).is_none() {
+        return in_child_process("items_allocate_nothing_in_the_steady_state");
+    }
+    // sync <- async
+    let mut it = bridge::iter_blocking(stream::iter(0u64..));
+    assert_eq!(it.by_ref().take(1000).count(), 1000);
+    let n = allocations(|| {
+        for _ in 0..COUNTED_ITEMS {
+            black_box(it.next());
+        }
+    });
+    println!("iter_blocking: {n} allocations over {COUNTED_ITEMS} items");
+    assert!(n <= ONE_TIME, "iter_blocking allocates per item: {n}");
+    drop(it);
+
+    // async <- sync
+    let rt = common::current_rt();
+    let n = rt.block_on(async {
+        let mut s = bridge::stream_in_executor(None, 0u64..);
+        for _ in 0..1000 {
+            s.next().await.unwrap();
+        }
+        ALLOCS.store(0, Ordering::SeqCst);
+        COUNTING.store(true, Ordering::SeqCst);
+        for _ in 0..COUNTED_ITEMS {
+            black_box(s.next().await);
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        ALLOCS.load(Ordering::SeqCst)
+    });
+    println!("stream_in_executor: {n} allocations over {COUNTED_ITEMS} items");
+    assert!(n <= ONE_TIME, "stream_in_executor allocates per item: {n}");
 }
