@@ -147,7 +147,11 @@ fn produce<I>(
 /// The job holds one of the executor's threads for as long as the iterator
 /// runs (or waits for room): size a dedicated [`Executor`] for many
 /// long-lived streams. [`Executor::shutdown`] waits for the job, so it
-/// waits until the stream is consumed or dropped.
+/// waits until the stream is consumed or dropped. For the same reason, do
+/// not block on the stream (with [`iter_blocking`](crate::iter_blocking) or
+/// `futures::executor::block_on`) inside a job of a
+/// [`single_thread`](Executor::single_thread) executor that also runs its
+/// iterator: the iterator's job waits behind the one that blocks.
 ///
 /// # Panics
 ///

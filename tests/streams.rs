@@ -931,3 +931,29 @@ fn items_allocate_nothing_in_the_steady_state() {
     println!("stream_in_executor: {n} allocations over {COUNTED_ITEMS} items");
     assert!(n <= ONE_TIME, "stream_in_executor allocates per item: {n}");
 }
+
+#[test]
+fn a_next_future_dropped_mid_wait_loses_no_item() {
+    bounded("cancel safety", || {
+        // An iterator that blocks now and then, and a consumer that gives up
+        // on most waits (a timeout drops its `next()` future).
+        let iter = (0..300u32).inspect(|i| {
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        let mut s = bridge::stream_in_executor(None, iter);
+        let got = common::current_rt().block_on(async {
+            let mut got = Vec::new();
+            loop {
+                match tokio::time::timeout(Duration::from_micros(200), s.next()).await {
+                    Ok(Some(x)) => got.push(x),
+                    Ok(None) => break,
+                    Err(_elapsed) => continue,
+                }
+            }
+            got
+        });
+        assert!(got.into_iter().eq(0..300));
+    });
+}
