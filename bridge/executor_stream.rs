@@ -16,7 +16,6 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,7 +23,6 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 
 use crate::executor::{run_in_executor, Executor};
-use crate::park;
 use crate::stream_channel::{Channel, End, Gone, CAPACITY};
 use crate::sync::plain::Arc;
 
@@ -60,13 +58,7 @@ fn drop_caught<V>(value: V) -> Option<Box<dyn std::any::Any + Send>> {
 
 /// Blocks this executor thread until the buffer has room.
 fn wait_for_room<T>(chan: &Channel<T>, caller: &'static Location<'static>) -> Result<(), Gone> {
-    let room = match chan.poll_room(None) {
-        Poll::Ready(Ok(0)) | Poll::Pending => crate::worker::blocking_region(caller, || {
-            park::block_on(poll_fn(|cx| chan.poll_room(Some(cx.waker()))))
-        }),
-        Poll::Ready(ready) => ready,
-    };
-    room.map(drop)
+    crate::worker::blocking_region(caller, || chan.wait_room())
 }
 
 /// The job: runs the iterator inside `span`, handing each item over.
