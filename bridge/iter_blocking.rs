@@ -6,9 +6,8 @@
 //! the buffer has room for, or until the stream returns `Pending`, then
 //! appends them all under one lock. [`BlockingIter::next`] pops from its own
 //! local queue and, when that runs dry, takes the whole buffer at once; it
-//! blocks (through the crate's blocking rules) only when the buffer is
-//! empty: parking at once after a full batch, spinning briefly first after
-//! a partial one (see [`crate::stream_channel`] on why).
+//! blocks (spin, then park, through the crate's blocking rules) only when
+//! the buffer is empty.
 //!
 //! Dropping the iterator marks the channel's receiver gone and aborts the
 //! task, so the stream is dropped on the worker loop at its next turn even
@@ -233,7 +232,6 @@ where
         local: VecDeque::with_capacity(CAPACITY),
         task: Some(task),
         caller: Location::caller(),
-        last_batch: 0,
     }
 }
 
@@ -260,8 +258,6 @@ pub struct BlockingIter<T> {
     task: Option<ConcurrentFuture<()>>,
     /// Where `iter_blocking` was called, for debug reports of long waits.
     caller: &'static Location<'static>,
-    /// How many items the last batch had: how to wait for the next one.
-    last_batch: usize,
 }
 
 impl<T> BlockingIter<T> {
@@ -272,23 +268,12 @@ impl<T> BlockingIter<T> {
         let local = &mut self.local;
         let taken = match chan.poll_take(None, local) {
             Poll::Ready(taken) => taken,
-            // The last batch was full: the worker is ahead of us and stages
-            // whole batches, so the wait lasts one turn of the worker loop.
-            // Park at once: a spin would only take the CPU from the worker.
-            Poll::Pending if self.last_batch == CAPACITY => {
-                crate::worker::blocking_region(self.caller, || chan.wait_take(local))
-            }
-            // Items trickle in as the stream makes them: the next one is
-            // likely microseconds away; spin briefly, then park.
             Poll::Pending => crate::worker::blocking_region(self.caller, || {
                 park::block_on(poll_fn(|cx| chan.poll_take(Some(cx.waker()), local)))
             }),
         };
         let end = match taken {
-            None => {
-                self.last_batch = self.local.len();
-                return self.local.pop_front();
-            }
+            None => return self.local.pop_front(),
             Some(end) => end,
         };
         self.task = None;

@@ -28,29 +28,27 @@
 //! | `receiver_gone` | receiver dropped (never cleared)     |                                      |
 //! | `sender_waker`  | async sender, when `buf` is full     | receiver, when it takes a batch or goes away |
 //! | `sender_parked` | sync sender, before it waits on `room` | receiver, which then notifies `room` |
-//! | `receiver_waker`| async receiver (or a sync one spinning), when `buf` is empty and not ended | sender, when it appends or closes |
-//! | `receiver_parked` | sync receiver, before it waits on `items` | sender, which then notifies `items` |
+//! | `receiver_waker`| receiver, when `buf` is empty and not ended | sender, when it appends or closes |
 //!
 //! Wakers are taken out under the lock and woken (condvars notified) after it
 //! is released.
 //!
 //! # Waiting: when to spin
 //!
-//! An async side waits with its waker. A sync side waits either way:
+//! An async side waits with its waker. The two sync sides wait differently:
 //!
-//! * for a whole batch (the executor job waiting for room: the async
-//!   consumer must be scheduled, drain its batch and come back; the
-//!   `iter_blocking` consumer after a full batch: the worker must stage the
-//!   next one), it parks on a condvar at once. A spin there only takes the
-//!   CPU from the thread it waits for when the two share a core: with the
-//!   machine loaded (load average 12 on 2 cores), spinning made
-//!   `stream_in_executor` over a trivial iterator 4-7 us per item, parking
-//!   0.13 us;
-//! * for a trickle (the `iter_blocking` consumer after a partial batch: the
-//!   stream hands items over one by one as they come), it spins briefly and
+//! * the executor job, when the buffer is full, waits for an async consumer
+//!   to be scheduled, drain its batch and come back: it parks on a condvar at
+//!   once. A spin there only takes the CPU from the consumer it waits for
+//!   when the two share a core: with the machine loaded (load average 12 on
+//!   2 cores), spinning made `stream_in_executor` over a trivial iterator
+//!   4-7 us per item, parking 0.13-0.25 us (the hand-written pattern: 0.25-0.46);
+//! * the `iter_blocking` consumer waits for the worker loop, which is always
+//!   driven and hands a batch over within microseconds: it spins briefly,
 //!   then parks ([`park::block_on`](crate::park)), as every sync wait of the
-//!   crate does: parking at once there was slower than the hand-written
-//!   tokio pattern.
+//!   crate does. Parking at once after a full batch was faster under a loaded CFS scheduler
+//!   but 6x slower than the hand-written pattern under a real-time one
+//!   (the worker's own spin before it parks then holds the core).
 //!
 //! [`iter_blocking`]: crate::iter_blocking
 //! [`stream_in_executor`]: crate::stream_in_executor
@@ -93,18 +91,9 @@ struct State<T> {
     sender_waker: Option<Waker>,
     sender_parked: bool,
     receiver_waker: Option<Waker>,
-    receiver_parked: bool,
 }
 
 impl<T> State<T> {
-    /// Takes what wakes the receiver (either kind), to wake after unlocking.
-    fn take_receiver(&mut self) -> (Option<Waker>, bool) {
-        (
-            self.receiver_waker.take(),
-            mem::take(&mut self.receiver_parked),
-        )
-    }
-
     /// Takes what wakes the sender (either kind), to wake after unlocking.
     fn take_sender(&mut self) -> (Option<Waker>, bool) {
         (self.sender_waker.take(), mem::take(&mut self.sender_parked))
@@ -116,8 +105,6 @@ pub(crate) struct Channel<T> {
     state: Mutex<State<T>>,
     /// A sync sender waits here for room.
     room: Condvar,
-    /// A sync receiver waits here for items.
-    items: Condvar,
 }
 
 /// The receiver went away: stop producing.
@@ -142,20 +129,8 @@ impl<T> Channel<T> {
                 sender_waker: None,
                 sender_parked: false,
                 receiver_waker: None,
-                receiver_parked: false,
             }),
             room: Condvar::new(),
-            items: Condvar::new(),
-        }
-    }
-
-    /// Wakes the receiver taken by [`State::take_receiver`]; call unlocked.
-    fn wake_receiver(&self, (waker, parked): (Option<Waker>, bool)) {
-        if let Some(w) = waker {
-            w.wake();
-        }
-        if parked {
-            self.items.notify_one();
         }
     }
 
@@ -227,9 +202,11 @@ impl<T> Channel<T> {
         debug_assert!(st.buf.len() + items.len() <= CAPACITY);
         st.buf.extend(items.drain(..));
         let room = CAPACITY - st.buf.len();
-        let receiver = st.take_receiver();
+        let waker = st.receiver_waker.take();
         drop(st);
-        self.wake_receiver(receiver);
+        if let Some(w) = waker {
+            w.wake();
+        }
         Ok(room)
     }
 
@@ -243,9 +220,11 @@ impl<T> Channel<T> {
         debug_assert!(st.buf.len() < CAPACITY);
         st.buf.push_back(item);
         let room = CAPACITY - st.buf.len();
-        let receiver = st.take_receiver();
+        let waker = st.receiver_waker.take();
         drop(st);
-        self.wake_receiver(receiver);
+        if let Some(w) = waker {
+            w.wake();
+        }
         Ok(room)
     }
 
@@ -257,9 +236,11 @@ impl<T> Channel<T> {
             return;
         }
         st.end = Some(end);
-        let receiver = st.take_receiver();
+        let waker = st.receiver_waker.take();
         drop(st);
-        self.wake_receiver(receiver);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Whether the receiver went away.
@@ -299,29 +280,6 @@ impl<T> Channel<T> {
         Poll::Pending
     }
 
-    /// Blocks this thread (a sync receiver) until items or the end come,
-    /// then takes them as [`poll_take`](Self::poll_take) does. It parks at
-    /// once, with no spin (see [`wait_room`](Self::wait_room)); the caller
-    /// puts it in a blocking region.
-    pub(crate) fn wait_take(&self, local: &mut VecDeque<T>) -> Option<End> {
-        debug_assert!(local.is_empty());
-        let mut st = self.state.lock();
-        loop {
-            if !st.buf.is_empty() {
-                mem::swap(&mut st.buf, local);
-                let sender = st.take_sender();
-                drop(st);
-                self.wake_sender(sender);
-                return None;
-            }
-            if let Some(end) = st.end.take() {
-                return Some(end);
-            }
-            st.receiver_parked = true;
-            self.items.wait(&mut st);
-        }
-    }
-
     /// The receiver goes away: the sender stops at its next hand-off, and a
     /// sender waiting for room is woken to see it. Items still buffered are
     /// dropped here, on the receiver's thread, outside the lock.
@@ -330,7 +288,6 @@ impl<T> Channel<T> {
         st.receiver_gone = true;
         let sender = st.take_sender();
         let receiver = st.receiver_waker.take();
-        st.receiver_parked = false;
         let items = mem::take(&mut st.buf);
         let end = st.end.take();
         drop(st);
