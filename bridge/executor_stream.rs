@@ -14,7 +14,6 @@
 //! saying so, and the consumer's next poll panics with it instead of
 //! waiting forever or seeing an empty stream.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
@@ -23,7 +22,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 
 use crate::executor::{run_in_executor, Executor};
-use crate::stream_channel::{Channel, End, Gone, CAPACITY};
+use crate::stream_channel::{Channel, End, Gone, Receiver};
 use crate::sync::plain::Arc;
 
 /// What `poll_next` panics with when the executor never ran the job.
@@ -199,9 +198,7 @@ where
         produce(sender, iter, span, caller)
     }));
     ExecutorStream {
-        chan,
-        local: VecDeque::with_capacity(CAPACITY),
-        done: false,
+        rx: Receiver::new(chan),
     }
 }
 
@@ -241,11 +238,9 @@ where
 /// ```
 #[must_use = "streams do nothing unless polled; dropping it stops the iterator"]
 pub struct ExecutorStream<T> {
-    chan: Arc<Channel<T>>,
-    /// Items taken from the channel and not yet returned.
-    local: VecDeque<T>,
-    /// The end (or the panic) was handed out.
-    done: bool,
+    /// Items taken from the channel and not yet returned; dropping it tells
+    /// the job the consumer is gone.
+    rx: Receiver<T>,
 }
 
 // The items are never pinned: they sit in a queue and are moved out.
@@ -255,19 +250,18 @@ impl<T> Stream for ExecutorStream<T> {
     type Item = T;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let this = self.get_mut();
-        if let Some(item) = this.local.pop_front() {
+        let rx = &mut self.get_mut().rx;
+        if let Some(item) = rx.pop() {
             return Poll::Ready(Some(item));
         }
-        if this.done {
+        if rx.is_done() {
             return Poll::Ready(None);
         }
-        let end = match this.chan.poll_take(Some(cx.waker()), &mut this.local) {
+        let end = match rx.poll_take(Some(cx.waker())) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(this.local.pop_front()),
+            Poll::Ready(None) => return Poll::Ready(rx.pop()),
             Poll::Ready(Some(end)) => end,
         };
-        this.done = true;
         match end {
             End::Finished => Poll::Ready(None),
             End::Panicked(payload) => resume_unwind(payload),
@@ -276,30 +270,22 @@ impl<T> Stream for ExecutorStream<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.local.len();
-        (n, self.done.then_some(n))
+        let n = self.rx.buffered();
+        (n, self.rx.is_done().then_some(n))
     }
 }
 
 impl<T> FusedStream for ExecutorStream<T> {
     fn is_terminated(&self) -> bool {
-        self.done && self.local.is_empty()
-    }
-}
-
-impl<T> Drop for ExecutorStream<T> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.chan.drop_receiver();
-        }
+        self.rx.is_done() && self.rx.buffered() == 0
     }
 }
 
 impl<T> fmt::Debug for ExecutorStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExecutorStream")
-            .field("buffered", &self.local.len())
-            .field("finished", &self.done)
+            .field("buffered", &self.rx.buffered())
+            .field("finished", &self.rx.is_done())
             .finish()
     }
 }

@@ -13,7 +13,6 @@
 //! task, so the stream is dropped on the worker loop at its next turn even
 //! if it is waiting on something that never comes.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::iter::FusedIterator;
@@ -25,13 +24,13 @@ use futures_core::Stream;
 
 use crate::future::ConcurrentFuture;
 use crate::park;
-use crate::stream_channel::{Channel, End, CAPACITY};
+use crate::stream_channel::{Channel, End, Receiver, READ_AHEAD};
 use crate::sync::plain::Arc;
 
 /// The most items the producer polls in one turn of the worker loop before
 /// it yields, so that a stream that is always ready does not keep the
 /// worker loop's other tasks waiting.
-const ITEMS_PER_TURN: usize = 8 * CAPACITY;
+const ITEMS_PER_TURN: usize = 4 * READ_AHEAD;
 
 /// What `next()` says when the producer task vanished without ending.
 const LOST: &str = "bridge::iter_blocking: the task polling the stream on the worker loop was \
@@ -219,7 +218,7 @@ where
     let producer = Producer {
         stream: Some(stream),
         chan: chan.clone(),
-        staging: Vec::with_capacity(CAPACITY),
+        staging: Vec::with_capacity(READ_AHEAD),
         span: tracing::Span::current(),
     };
     let worker = match crate::worker::try_worker_loop() {
@@ -228,8 +227,7 @@ where
     };
     let task = worker.spawn(producer);
     BlockingIter {
-        chan,
-        local: VecDeque::with_capacity(CAPACITY),
+        rx: Receiver::new(chan),
         task: Some(task),
         caller: Location::caller(),
     }
@@ -251,9 +249,8 @@ where
 /// ```
 #[must_use = "the stream is polled on the worker loop until the iterator is dropped; iterate it"]
 pub struct BlockingIter<T> {
-    chan: Arc<Channel<T>>,
     /// Items taken from the channel and not yet returned.
-    local: VecDeque<T>,
+    rx: Receiver<T>,
     /// The producer task; `None` once the end (or the panic) was handed out.
     task: Option<ConcurrentFuture<()>>,
     /// Where `iter_blocking` was called, for debug reports of long waits.
@@ -264,16 +261,15 @@ impl<T> BlockingIter<T> {
     /// Takes the next batch from the channel, blocking if it is empty.
     fn refill(&mut self) -> Option<T> {
         self.task.as_ref()?;
-        let chan = &*self.chan;
-        let local = &mut self.local;
-        let taken = match chan.poll_take(None, local) {
+        let rx = &mut self.rx;
+        let taken = match rx.poll_take(None) {
             Poll::Ready(taken) => taken,
             Poll::Pending => crate::worker::blocking_region(self.caller, || {
-                park::block_on(poll_fn(|cx| chan.poll_take(Some(cx.waker()), local)))
+                park::block_on(poll_fn(|cx| rx.poll_take(Some(cx.waker()))))
             }),
         };
         let end = match taken {
-            None => return self.local.pop_front(),
+            None => return self.rx.pop(),
             Some(end) => end,
         };
         self.task = None;
@@ -294,16 +290,17 @@ impl<T> Iterator for BlockingIter<T> {
     ///
     /// Resumes the stream's panic (once; `None` after it).
     fn next(&mut self) -> Option<T> {
-        match self.local.pop_front() {
+        match self.rx.pop() {
             Some(item) => Some(item),
             None => self.refill(),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.rx.buffered();
         match self.task {
-            Some(_) => (self.local.len(), None),
-            None => (self.local.len(), Some(self.local.len())),
+            Some(_) => (n, None),
+            None => (n, Some(n)),
         }
     }
 }
@@ -313,8 +310,8 @@ impl<T> FusedIterator for BlockingIter<T> {}
 impl<T> Drop for BlockingIter<T> {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            self.chan.drop_receiver();
-            // Stops the task at its next turn on the worker loop even if the
+            // The receiver (dropped after this) marks the channel's
+            // receiver gone. Cancelling stops the task at its next turn on the worker loop even if the
             // stream is waiting on something that never comes; the stream is
             // dropped there.
             task.cancel();
@@ -325,7 +322,7 @@ impl<T> Drop for BlockingIter<T> {
 impl<T> fmt::Debug for BlockingIter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlockingIter")
-            .field("buffered", &self.local.len())
+            .field("buffered", &self.rx.buffered())
             .field("finished", &self.task.is_none())
             .finish()
     }

@@ -3,21 +3,24 @@
 //! batches.
 //!
 //! The sender (the task polling a stream on the worker loop, or the executor
-//! job running an iterator) appends items to `buf`, at most [`CAPACITY`] at
-//! a time. The receiver never takes items one by one: when its own local
-//! queue runs dry it swaps that (empty) queue with `buf` under the lock, so
-//! it takes every buffered item with one lock and the two queues trade their
-//! allocations instead of making new ones. A sync receiver that keeps up
-//! therefore pays one lock per batch, and a wake-up only when it found the
-//! buffer empty.
+//! job running an iterator) appends items to `buf`. The [`Receiver`] never
+//! takes items one by one: when its local queue runs dry it swaps that
+//! (empty) queue with `buf` under the lock, so it takes every buffered item
+//! with one lock and the two queues trade their allocations instead of
+//! making new ones. A sync receiver that keeps up therefore pays one lock per
+//! batch, and a wake-up only when it found the buffer empty.
 //!
 //! # Read-ahead
 //!
-//! `buf` never holds more than [`CAPACITY`] items and the receiver's local
-//! queue holds at most one swapped-out `buf`, so the sender is never more
-//! than [`READ_AHEAD`] = 2 x [`CAPACITY`] items ahead of the consumer. (The
-//! iter_blocking sender stages a batch before appending it; it stages no
-//! more than the room it saw, and the room only grows meanwhile.)
+//! `held` counts the items handed to the receiver and not yet released; the
+//! sender's room is [`READ_AHEAD`] - `buf` - `held`, so it is never more
+//! than [`READ_AHEAD`] items ahead of the consumer. (The iter_blocking
+//! sender stages a batch before appending it; it stages no more than the
+//! room it saw, and the room only grows meanwhile.) The receiver releases
+//! its batch when it comes back for the next one, and half of it once half
+//! is consumed, so the sender refills while the consumer works through the
+//! rest: with a consumer faster than its producer, each round of wake-ups
+//! moves a whole read-ahead's worth of items, not half.
 //!
 //! # The state
 //!
@@ -25,8 +28,9 @@
 //! |-----------------|--------------------------------------|--------------------------------------|
 //! | `buf`           | sender appends (room permitting)     | receiver swaps it out whole          |
 //! | `end`           | sender closes once (`Finished`, `Panicked`, `Lost`) | receiver takes it once, after `buf` is empty |
+//! | `held`          | receiver, to the size of the batch it takes | receiver, as it consumes (half a batch, then all) |
 //! | `receiver_gone` | receiver dropped (never cleared)     |                                      |
-//! | `sender_waker`  | async sender, when `buf` is full     | receiver, when it takes a batch or goes away |
+//! | `sender_waker`  | async sender, when it has no room    | receiver, when it makes room or goes away |
 //! | `sender_parked` | sync sender, before it waits on `room` | receiver, which then notifies `room` |
 //! | `receiver_waker`| receiver, when `buf` is empty and not ended | sender, when it appends or closes |
 //!
@@ -58,18 +62,19 @@ use std::collections::VecDeque;
 use std::mem;
 use std::task::{Poll, Waker};
 
-use crate::sync::plain::{Condvar, Mutex};
+use crate::sync::plain::{Arc, Condvar, Mutex};
 
-/// The most items the shared buffer holds.
+/// The most items a sender is ever ahead of its consumer: the API.md bound.
 ///
-/// Half the read-ahead API.md allows. Each batch costs a wake-up or two
-/// when the consumer is faster than the producer (it catches up and
-/// waits), so the batch is as large as the bound allows: 32 halved the
-/// wake-ups per item of 16.
-pub(crate) const CAPACITY: usize = 32;
+/// As large as the bound allows: when the consumer is faster than the
+/// producer it catches up and waits, and each such round costs a wake-up or
+/// two, so the items moved per round set the cost per item.
+pub(crate) const READ_AHEAD: usize = 64;
 
-/// The most items a sender is ever ahead of its consumer (API.md: at most 64).
-pub(crate) const READ_AHEAD: usize = 2 * CAPACITY;
+/// Batches smaller than this are released only when the receiver comes
+/// back for the next one (a half-batch release would cost more than it
+/// gains).
+const RELEASE_EARLY_FROM: usize = 8;
 
 const _: () = assert!(READ_AHEAD <= 64, "API.md: at most 64 items of read-ahead");
 
@@ -86,6 +91,8 @@ pub(crate) enum End {
 
 struct State<T> {
     buf: VecDeque<T>,
+    /// Items handed to the receiver and not yet released.
+    held: usize,
     end: Option<End>,
     receiver_gone: bool,
     sender_waker: Option<Waker>,
@@ -94,6 +101,20 @@ struct State<T> {
 }
 
 impl<T> State<T> {
+    /// How many more items the sender may append.
+    fn room(&self) -> usize {
+        READ_AHEAD - self.buf.len() - self.held
+    }
+
+    /// Takes what wakes the sender if it may go on, to wake after unlocking.
+    fn take_sender_if_room(&mut self) -> (Option<Waker>, bool) {
+        if self.room() > 0 {
+            self.take_sender()
+        } else {
+            (None, false)
+        }
+    }
+
     /// Takes what wakes the sender (either kind), to wake after unlocking.
     fn take_sender(&mut self) -> (Option<Waker>, bool) {
         (self.sender_waker.take(), mem::take(&mut self.sender_parked))
@@ -123,7 +144,8 @@ impl<T> Channel<T> {
     pub(crate) fn new() -> Channel<T> {
         Channel {
             state: Mutex::new(State {
-                buf: VecDeque::with_capacity(CAPACITY),
+                buf: VecDeque::with_capacity(READ_AHEAD),
+                held: 0,
                 end: None,
                 receiver_gone: false,
                 sender_waker: None,
@@ -146,16 +168,16 @@ impl<T> Channel<T> {
 
     // ----- the sending half -----
 
-    /// The room left in the buffer: `Ready(Ok(n))` with `n > 0`, or
-    /// `Err(Gone)` once the receiver is gone. With `waker`, a full buffer
-    /// registers it (woken when the receiver takes a batch or goes away) and
-    /// returns `Pending`; without, a full buffer is `Ready(Ok(0))`.
+    /// The sender's room: `Ready(Ok(n))` with `n > 0`, or `Err(Gone)` once
+    /// the receiver is gone. With `waker`, no room registers it (woken when
+    /// the receiver makes room or goes away) and returns `Pending`; without,
+    /// no room is `Ready(Ok(0))`.
     pub(crate) fn poll_room(&self, waker: Option<&Waker>) -> Poll<Result<usize, Gone>> {
         let mut st = self.state.lock();
         if st.receiver_gone {
             return Poll::Ready(Err(Gone));
         }
-        let room = CAPACITY - st.buf.len();
+        let room = st.room();
         match waker {
             Some(waker) if room == 0 => {
                 let old = register(&mut st.sender_waker, waker);
@@ -167,12 +189,9 @@ impl<T> Channel<T> {
         }
     }
 
-    /// Blocks this thread (a sync sender) until the buffer has room, or
-    /// returns `Err(Gone)` once the receiver is gone. It parks at once, with
-    /// no spin: the receiver takes whole batches, and only when it has used
-    /// up the last one, so a wait here is as long as the consumer's turn,
-    /// and a spin would take the CPU from the consumer it waits for when
-    /// the two share a core.
+    /// Blocks this thread (a sync sender) until it has room, or returns
+    /// `Err(Gone)` once the receiver is gone. It parks at once, with no spin
+    /// (see the module docs).
     ///
     /// The caller puts this in a blocking region (the crate's rule for
     /// every blocking call).
@@ -182,7 +201,7 @@ impl<T> Channel<T> {
             if st.receiver_gone {
                 return Err(Gone);
             }
-            if st.buf.len() < CAPACITY {
+            if st.room() > 0 {
                 return Ok(());
             }
             st.sender_parked = true;
@@ -199,9 +218,9 @@ impl<T> Channel<T> {
         if st.receiver_gone {
             return Err(Gone);
         }
-        debug_assert!(st.buf.len() + items.len() <= CAPACITY);
+        debug_assert!(items.len() <= st.room());
         st.buf.extend(items.drain(..));
-        let room = CAPACITY - st.buf.len();
+        let room = st.room();
         let waker = st.receiver_waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -217,9 +236,9 @@ impl<T> Channel<T> {
         if st.receiver_gone {
             return Err(item);
         }
-        debug_assert!(st.buf.len() < CAPACITY);
+        debug_assert!(st.room() > 0);
         st.buf.push_back(item);
-        let room = CAPACITY - st.buf.len();
+        let room = st.room();
         let waker = st.receiver_waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -248,42 +267,51 @@ impl<T> Channel<T> {
         self.state.lock().receiver_gone
     }
 
-    // ----- the receiving half -----
+    // ----- the receiving half (through `Receiver`) -----
 
-    /// Moves every buffered item into `local`, which must be empty:
-    /// `Ready(None)` when items were taken, `Ready(Some(end))` once the
-    /// buffer is empty and the sender has ended (the end is handed out
-    /// once). Otherwise, with `waker`, registers it and returns `Pending`;
-    /// without, returns `Pending` at once.
-    pub(crate) fn poll_take(
-        &self,
-        waker: Option<&Waker>,
-        local: &mut VecDeque<T>,
-    ) -> Poll<Option<End>> {
+    /// Releases everything handed out before (`local` is empty: it was all
+    /// consumed) and moves every buffered item into `local`: `Ready(None)`
+    /// when items were taken, `Ready(Some(end))` once the buffer is empty
+    /// and the sender has ended (the end is handed out once). Otherwise,
+    /// with `waker`, registers it and returns `Pending`; without, returns
+    /// `Pending` at once.
+    fn poll_take(&self, waker: Option<&Waker>, local: &mut VecDeque<T>) -> Poll<Option<End>> {
         debug_assert!(local.is_empty());
         let mut st = self.state.lock();
-        if !st.buf.is_empty() {
+        st.held = 0;
+        let mut old = None;
+        let outcome = if !st.buf.is_empty() {
             mem::swap(&mut st.buf, local);
-            let sender = st.take_sender();
-            drop(st);
-            self.wake_sender(sender);
-            return Poll::Ready(None);
-        }
-        if let Some(end) = st.end.take() {
-            return Poll::Ready(Some(end));
-        }
-        if let Some(waker) = waker {
-            let old = register(&mut st.receiver_waker, waker);
-            drop(st);
-            drop(old);
-        }
-        Poll::Pending
+            st.held = local.len();
+            Poll::Ready(None)
+        } else if let Some(end) = st.end.take() {
+            Poll::Ready(Some(end))
+        } else {
+            if let Some(waker) = waker {
+                old = register(&mut st.receiver_waker, waker);
+            }
+            Poll::Pending
+        };
+        let sender = st.take_sender_if_room();
+        drop(st);
+        self.wake_sender(sender);
+        drop(old);
+        outcome
+    }
+
+    /// The receiver still holds only `held` of the items handed to it.
+    fn release(&self, held: usize) {
+        let mut st = self.state.lock();
+        st.held = st.held.min(held);
+        let sender = st.take_sender_if_room();
+        drop(st);
+        self.wake_sender(sender);
     }
 
     /// The receiver goes away: the sender stops at its next hand-off, and a
     /// sender waiting for room is woken to see it. Items still buffered are
     /// dropped here, on the receiver's thread, outside the lock.
-    pub(crate) fn drop_receiver(&self) {
+    fn drop_receiver(&self) {
         let mut st = self.state.lock();
         st.receiver_gone = true;
         let sender = st.take_sender();
@@ -296,35 +324,119 @@ impl<T> Channel<T> {
     }
 }
 
+/// The receiving half: the items taken from the channel and not yet
+/// returned, and the point at which half of them are released.
+pub(crate) struct Receiver<T> {
+    chan: Arc<Channel<T>>,
+    local: VecDeque<T>,
+    /// When `local` is down to this many items, release the rest of the
+    /// batch (`usize::MAX`: not before the next take).
+    release_at: usize,
+    /// The end (or the panic) was handed out: the channel is done with.
+    done: bool,
+}
+
+impl<T> Receiver<T> {
+    pub(crate) fn new(chan: Arc<Channel<T>>) -> Receiver<T> {
+        Receiver {
+            chan,
+            local: VecDeque::with_capacity(READ_AHEAD),
+            release_at: usize::MAX,
+            done: false,
+        }
+    }
+
+    /// The next item already taken, if any; no lock unless this is the
+    /// point where half of the batch is released.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        let item = self.local.pop_front()?;
+        if self.local.len() == self.release_at {
+            self.release_at = usize::MAX;
+            self.chan.release(self.local.len());
+        }
+        Some(item)
+    }
+
+    /// Takes the next batch (call when [`pop`](Self::pop) returned `None`):
+    /// as [`Channel::poll_take`]; `Ready(Some(end))` marks it done.
+    pub(crate) fn poll_take(&mut self, waker: Option<&Waker>) -> Poll<Option<End>> {
+        let polled = self.chan.poll_take(waker, &mut self.local);
+        match &polled {
+            Poll::Ready(None) => {
+                let n = self.local.len();
+                self.release_at = if n >= RELEASE_EARLY_FROM {
+                    n / 2
+                } else {
+                    usize::MAX
+                };
+            }
+            Poll::Ready(Some(_)) => self.done = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    /// Items taken and not yet returned.
+    pub(crate) fn buffered(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Whether the end was handed out.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.chan.drop_receiver();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn batches_move_whole_and_the_end_comes_after_the_items() {
-        let ch = Channel::new();
-        let mut staged: Vec<u32> = (0..CAPACITY as u32).collect();
+        let ch = Arc::new(Channel::new());
+        let mut rx = Receiver::new(ch.clone());
+        let mut staged: Vec<usize> = (0..READ_AHEAD).collect();
         assert!(matches!(ch.send_batch(&mut staged), Ok(0)));
         assert!(staged.is_empty());
         assert!(matches!(ch.poll_room(None), Poll::Ready(Ok(0))));
         ch.close(End::Finished);
-        let mut local = VecDeque::new();
-        assert!(matches!(ch.poll_take(None, &mut local), Poll::Ready(None)));
-        assert_eq!(local.len(), CAPACITY);
-        assert!(local.iter().copied().eq(0..CAPACITY as u32));
-        local.clear();
+        assert!(rx.pop().is_none());
+        assert!(matches!(rx.poll_take(None), Poll::Ready(None)));
+        assert_eq!(rx.buffered(), READ_AHEAD);
+        // Handed over, not yet consumed: still no room.
+        assert!(matches!(ch.poll_room(None), Poll::Ready(Ok(0))));
+        for i in 0..READ_AHEAD / 2 {
+            assert_eq!(rx.pop(), Some(i));
+        }
+        // Half consumed: half released.
+        assert!(matches!(ch.poll_room(None), Poll::Ready(Ok(n)) if n == READ_AHEAD / 2));
+        for i in READ_AHEAD / 2..READ_AHEAD {
+            assert_eq!(rx.pop(), Some(i));
+        }
+        assert!(rx.pop().is_none());
         assert!(matches!(
-            ch.poll_take(None, &mut local),
+            rx.poll_take(None),
             Poll::Ready(Some(End::Finished))
         ));
-        assert!(matches!(ch.poll_take(None, &mut local), Poll::Pending));
+        assert!(rx.is_done());
+        assert!(matches!(ch.poll_room(None), Poll::Ready(Ok(READ_AHEAD))));
     }
 
     #[test]
     fn a_gone_receiver_refuses_items() {
-        let ch = Channel::new();
+        let ch = Arc::new(Channel::new());
+        let rx = Receiver::new(ch.clone());
         assert!(ch.send(1).is_ok());
-        ch.drop_receiver();
+        drop(rx);
         assert!(ch.receiver_gone());
         assert!(matches!(ch.send(2), Err(2)));
         assert!(matches!(ch.poll_room(None), Poll::Ready(Err(Gone))));
