@@ -78,7 +78,7 @@ fn produce<I>(
     }
     let mut iter = match catch_unwind(AssertUnwindSafe(move || iter.into_iter())) {
         Ok(iter) => iter,
-        Err(payload) => return chan.close(End::Panicked(payload)),
+        Err(payload) => return chan.set_end(End::Panicked(payload)),
     };
     // Whether the buffer had room after the last item (a fresh one has).
     let mut room = true;
@@ -100,11 +100,11 @@ fn produce<I>(
                     None => End::Finished,
                     Some(payload) => End::Panicked(payload),
                 };
-                return chan.close(end);
+                return chan.set_end(end);
             }
             Err(payload) => {
                 drop_caught(iter);
-                return chan.close(End::Panicked(payload));
+                return chan.set_end(End::Panicked(payload));
             }
         }
     }
@@ -192,11 +192,17 @@ where
     };
     let span = tracing::Span::current();
     let caller = Location::caller();
+    let job = run_in_executor(executor, move || produce(sender, iter, span, caller));
+    // The job records the end without waking the consumer; this wakes it
+    // once the job is over and its thread is back in the pool (an executor
+    // counts a thread idle before it publishes the job's outcome), so a
+    // consumer that starts the next stream at once reuses that thread
+    // instead of making the pool grow one.
+    let end = chan.clone();
+    job.add_done_callback(move || end.wake_receiver());
     // Detached: the channel carries the outcome, and a job that is dropped
     // unrun says so through the sender's drop.
-    drop(run_in_executor(executor, move || {
-        produce(sender, iter, span, caller)
-    }));
+    drop(job);
     ExecutorStream {
         rx: Receiver::new(chan),
     }

@@ -262,6 +262,25 @@ impl<T> Channel<T> {
         }
     }
 
+    /// Records how the sender ended (the first call wins) without waking
+    /// the receiver: the caller wakes it later with
+    /// [`wake_receiver`](Self::wake_receiver). A receiver that looks
+    /// meanwhile already sees the end.
+    pub(crate) fn set_end(&self, end: End) {
+        let mut st = self.state.lock();
+        if st.end.is_none() {
+            st.end = Some(end);
+        }
+    }
+
+    /// Wakes a waiting receiver (after [`set_end`](Self::set_end)).
+    pub(crate) fn wake_receiver(&self) {
+        let waker = self.state.lock().receiver_waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
     /// Whether the receiver went away.
     pub(crate) fn receiver_gone(&self) -> bool {
         self.state.lock().receiver_gone
