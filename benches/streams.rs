@@ -22,6 +22,10 @@
 //!    * `tokio_mpsc`: a `spawn_blocking` thread feeding a
 //!      `tokio::sync::mpsc` channel (capacity 64) with `blocking_send`,
 //!      read with `recv().await`.
+//!    * `tokio_mpsc_on_executor`: the same channel fed by a job on the
+//!      default executor (`run_in_executor(None, ..)`) instead of
+//!      `spawn_blocking`: beside `bridge`, it tells the channel's cost from
+//!      the thread pool's.
 //!
 //! Both sides of each pair include their setup (a task or a job per
 //! sample): at N = 16 it dominates, at N = 10,000 the per-item cost does.
@@ -139,6 +143,29 @@ fn bench_stream_in_executor(c: &mut Criterion) {
                 })
             })
         });
+        g.bench_with_input(
+            BenchmarkId::new("tokio_mpsc_on_executor", n),
+            &n,
+            |b, &n| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let (tx, mut rx) = tokio::sync::mpsc::channel(PEER_CAPACITY);
+                        drop(bridge::run_in_executor(None, move || {
+                            for i in 0..n {
+                                if tx.blocking_send(i).is_err() {
+                                    break;
+                                }
+                            }
+                        }));
+                        let mut sum = 0;
+                        while let Some(x) = rx.recv().await {
+                            sum += x;
+                        }
+                        black_box(sum)
+                    })
+                })
+            },
+        );
     }
     g.finish();
 }
