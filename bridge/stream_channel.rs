@@ -27,7 +27,7 @@
 //! | field           | set by                               | cleared by                           |
 //! |-----------------|--------------------------------------|--------------------------------------|
 //! | `buf`           | sender appends (room permitting)     | receiver swaps it out whole          |
-//! | `end`           | sender closes once (`Finished`, `Panicked`, `Lost`) | receiver takes it once, after `buf` is empty |
+//! | `end`           | sender, once (`Finished`, `Panicked`, `Lost`): `close` wakes the receiver, `set_end` leaves that to a later `wake_receiver` | receiver takes it once, after `buf` is empty |
 //! | `held`          | receiver, to the size of the batch it takes | receiver, as it consumes (half a batch, then all) |
 //! | `receiver_gone` | receiver dropped (never cleared)     |                                      |
 //! | `sender_waker`  | async sender, when it has no room    | receiver, when it makes room or goes away |
@@ -41,18 +41,19 @@
 //!
 //! An async side waits with its waker. The two sync sides wait differently:
 //!
-//! * the executor job, when the buffer is full, waits for an async consumer
-//!   to be scheduled, drain its batch and come back: it parks on a condvar at
-//!   once. A spin there only takes the CPU from the consumer it waits for
-//!   when the two share a core: with the machine loaded (load average 12 on
-//!   2 cores), spinning made `stream_in_executor` over a trivial iterator
-//!   4-7 us per item, parking 0.13-0.25 us (the hand-written pattern: 0.25-0.46);
+//! * the executor job, when it has no room, waits for an async consumer to
+//!   be scheduled, work through its batch and come back: it parks on a
+//!   condvar at once. A spin there only takes the CPU from the consumer it
+//!   waits for when the two share a core: on this 2-core machine under load
+//!   (load average 12) spinning made `stream_in_executor` over a trivial
+//!   iterator cost 4-7 us per item, parking 0.1-0.3 us;
 //! * the `iter_blocking` consumer waits for the worker loop, which is always
 //!   driven and hands a batch over within microseconds: it spins briefly,
 //!   then parks ([`park::block_on`](crate::park)), as every sync wait of the
-//!   crate does. Parking at once after a full batch was faster under a loaded CFS scheduler
-//!   but 6x slower than the hand-written pattern under a real-time one
-//!   (the worker's own spin before it parks then holds the core).
+//!   crate does. Parking at once after a full batch was faster under the
+//!   loaded default scheduler but 6x slower than the hand-written pattern
+//!   under a real-time one (the worker's own spin before it parks then
+//!   holds the core).
 //!
 //! [`iter_blocking`]: crate::iter_blocking
 //! [`stream_in_executor`]: crate::stream_in_executor
