@@ -53,9 +53,20 @@
 //! future's done-callbacks and wakers on this thread (Python's pool counts a
 //! thread idle only after its callbacks ran, too). A callback that submits to
 //! this pool and waits therefore never counts on its own thread: the pool
-//! grows for it, or another thread takes the job. The price: a caller that
-//! submits its next job the instant it sees the last result may find that
-//! thread not yet idle, and the pool grows by one thread for it.
+//! grows for it, or another thread takes the job.
+//!
+//! The price would be growth: a caller that submits its next job the
+//! instant it sees the last result finds that thread not yet idle, and one
+//! job at a time grew the pool to its bound. So a thread between the end of
+//! its job and its return to the pool counts itself in `finishing` (an
+//! atomic hint, outside the lock), and a submitter that would wake or spawn
+//! a thread while another one is finishing first waits up to [`GRACE`]
+//! (10 us), unlocked, for it to come back, then decides again under the
+//! lock. Nothing waits on that hint: a callback that blocks only delays
+//! another submitter by the grace, and a pool thread's own submissions (a
+//! callback's) never wait for it. While the submitter waits, the rule below
+//! may not hold for its job; the submitter restores it when it decides
+//! again (no thread parks meanwhile: the queue is not empty).
 //!
 //! # Spinning
 //!
@@ -105,6 +116,10 @@ pub(crate) trait Job: Send {
     fn fail(self: Box<Self>, err: Error);
 }
 
+/// How long a submitter that would wake or spawn a thread waits, instead,
+/// for a thread that is publishing its last outcome to come back idle.
+const GRACE: Duration = Duration::from_micros(10);
+
 /// The most threads one pool may have.
 pub const MAX_THREADS: usize = 0x7FFF;
 
@@ -136,15 +151,28 @@ impl State {
     /// grew by one job (or an awake thread went away): wakes a parked thread,
     /// or else spawns one if `may_spawn` and there is room.
     fn balance(&mut self, max_threads: usize, may_spawn: bool) -> Then {
+        let then = self.wanted(max_threads, may_spawn);
+        match then {
+            Then::Nothing => {}
+            Then::Wake => {
+                self.parked -= 1;
+                self.wakeups += 1;
+            }
+            Then::Spawn => {
+                self.threads += 1;
+                self.idle += 1;
+            }
+        }
+        then
+    }
+
+    /// What [`balance`](Self::balance) would do, without doing it.
+    fn wanted(&self, max_threads: usize, may_spawn: bool) -> Then {
         if self.queue.len() <= self.awake() {
             Then::Nothing
         } else if self.parked > 0 {
-            self.parked -= 1;
-            self.wakeups += 1;
             Then::Wake
         } else if may_spawn && self.threads < max_threads {
-            self.threads += 1;
-            self.idle += 1;
             Then::Spawn
         } else {
             Then::Nothing // every thread is busy; the first one done takes it
@@ -203,6 +231,9 @@ pub(crate) struct Shared {
     handles: Mutex<Vec<JoinHandle<()>>>,
     /// The queue's length, copied at every change, for spinning threads.
     queued_hint: AtomicUsize,
+    /// Threads whose job is done and whose outcome is being published (they
+    /// are not idle yet, but will be in a moment).
+    finishing: AtomicUsize,
     /// For thread names.
     spawned: AtomicUsize,
     /// Idle threads spinning now, and how many may: spinning idle threads
@@ -234,6 +265,7 @@ impl Shared {
             exited: HotCondvar::new(),
             handles: Mutex::new(Vec::new()),
             queued_hint: AtomicUsize::new(0),
+            finishing: AtomicUsize::new(0),
             spawned: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             spin_cap: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
@@ -281,6 +313,14 @@ impl Shared {
         }
         st.queue.push_back(job);
         self.set_hint(&st);
+        if st.wanted(self.config.max_threads, true) != Then::Nothing && self.finishing_elsewhere() {
+            // A thread is publishing its last outcome and about to be idle:
+            // give it a moment to take this job rather than wake or spawn
+            // one (see "Idle only once the outcome is published").
+            drop(st);
+            self.grace();
+            st = self.state.lock();
+        }
         let then = st.balance(self.config.max_threads, true);
         drop(st);
         match then {
@@ -292,6 +332,38 @@ impl Shared {
             Then::Spawn => self.spawn_thread(),
         }
         Ok(())
+    }
+
+    /// Whether one of this pool's threads, other than the caller, is between
+    /// the end of a job and counting itself idle (publishing the outcome).
+    fn finishing_elsewhere(&self) -> bool {
+        // ORDERING: Relaxed: a hint; the decision is made again under the
+        // lock after the grace, whatever this says.
+        self.finishing.load(Ordering::Relaxed) > 0 && !self.is_own_thread()
+    }
+
+    /// Waits up to [`GRACE`] for the threads that are publishing an outcome
+    /// to come back idle, or for the queue to empty.
+    #[cfg(not(bridge_loom))]
+    fn grace(&self) {
+        let start = std::time::Instant::now();
+        // ORDERING: Relaxed: hints (see `finishing_elsewhere`, `set_hint`).
+        while self.finishing.load(Ordering::Relaxed) > 0
+            && self.queued_hint.load(Ordering::Relaxed) > 0
+            && start.elapsed() < GRACE
+        {
+            for _ in 0..8 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Under loom the grace is one yield: the models see the thread come back
+    /// idle, or not, before the submitter decides again.
+    #[cfg(bridge_loom)]
+    fn grace(&self) {
+        let _ = GRACE;
+        crate::sync::yield_now();
     }
 
     /// Queues `job`; on a closed pool it resolves to `LoopClosed`.
@@ -375,10 +447,24 @@ impl Shared {
                 st.idle -= 1;
                 self.set_hint(&st);
                 drop(st);
-                // Idle again only once the job has published its outcome.
-                contain("an executor job", || job.run(&mut || {}));
+                // Idle again only once the job has published its outcome;
+                // meanwhile submitters know it is coming (`finishing`).
+                let mut finishing = false;
+                contain("an executor job", || {
+                    job.run(&mut || {
+                        if !finishing {
+                            finishing = true;
+                            // ORDERING: Relaxed: a hint (`finishing_elsewhere`).
+                            self.finishing.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                });
                 st = self.state.lock();
                 st.idle += 1;
+                if finishing {
+                    // ORDERING: Relaxed, as above.
+                    self.finishing.fetch_sub(1, Ordering::Relaxed);
+                }
                 may_spin = true;
                 continue;
             }

@@ -164,3 +164,24 @@ fn callback_submits_and_waits() {
         shut_down(ex);
     });
 }
+
+/// One job at a time on a pool of two: the second submission may come while
+/// the first job's thread is still publishing its outcome, when the
+/// submitter waits a grace (a yield under loom) for that thread rather than
+/// spawn one, then decides again under the lock. Both jobs run, and the
+/// decision after the grace never strands the second job.
+#[test]
+fn one_job_at_a_time_while_the_last_thread_finishes() {
+    loom::model(|| {
+        let ex = pool(2, Duration::MAX);
+        let r = Running::new(2);
+        let (e, r2) = (ex.clone(), r.clone());
+        let t = thread::spawn(move || {
+            assert_eq!(r2.submit(&e, 1).wait().unwrap(), 1);
+            assert_eq!(r2.submit(&e, 2).wait().unwrap(), 2);
+        });
+        t.join().unwrap();
+        assert_eq!(r.ran(), 2);
+        shut_down(ex);
+    });
+}
