@@ -60,9 +60,10 @@
 //! job at a time grew the pool to its bound. So a thread between the end of
 //! its job and its return to the pool counts itself in `finishing` (an
 //! atomic hint, outside the lock), and a submitter that would wake or spawn
-//! a thread while another one is finishing first waits up to [`GRACE`]
-//! (10 us), unlocked, for it to come back, then decides again under the
-//! lock. Nothing waits on that hint: a callback that blocks only delays
+//! a thread while enough others are finishing to take the jobs no awake
+//! thread will (in practice: one job queued, its last thread finishing)
+//! first waits up to [`GRACE`] (10 us), unlocked, for them to come back,
+//! then decides again under the lock. A burst never waits. Nothing waits on that hint: a callback that blocks only delays
 //! another submitter by the grace, and a pool thread's own submissions (a
 //! callback's) never wait for it. While the submitter waits, the rule below
 //! may not hold for its job; the submitter restores it when it decides
@@ -313,10 +314,13 @@ impl Shared {
         }
         st.queue.push_back(job);
         self.set_hint(&st);
-        if st.wanted(self.config.max_threads, true) != Then::Nothing && self.finishing_elsewhere() {
-            // A thread is publishing its last outcome and about to be idle:
-            // give it a moment to take this job rather than wake or spawn
-            // one (see "Idle only once the outcome is published").
+        let short = st.queue.len() - st.awake().min(st.queue.len());
+        if st.wanted(self.config.max_threads, true) != Then::Nothing && self.finishing_covers(short)
+        {
+            // Threads publishing their last outcome, about to be idle, are
+            // enough for the jobs no awake thread will take: give them a
+            // moment rather than wake or spawn one (see "Idle only once the
+            // outcome is published").
             drop(st);
             self.grace();
             st = self.state.lock();
@@ -334,12 +338,14 @@ impl Shared {
         Ok(())
     }
 
-    /// Whether one of this pool's threads, other than the caller, is between
-    /// the end of a job and counting itself idle (publishing the outcome).
-    fn finishing_elsewhere(&self) -> bool {
+    /// Whether at least `short` of this pool's threads are between the end
+    /// of a job and counting themselves idle (publishing the outcome), the
+    /// caller not being one of the pool's threads. A burst (a long queue)
+    /// never waits for them.
+    fn finishing_covers(&self, short: usize) -> bool {
         // ORDERING: Relaxed: a hint; the decision is made again under the
         // lock after the grace, whatever this says.
-        self.finishing.load(Ordering::Relaxed) > 0 && !self.is_own_thread()
+        self.finishing.load(Ordering::Relaxed) >= short && !self.is_own_thread()
     }
 
     /// Waits up to [`GRACE`] for the threads that are publishing an outcome
@@ -347,7 +353,7 @@ impl Shared {
     #[cfg(not(bridge_loom))]
     fn grace(&self) {
         let start = std::time::Instant::now();
-        // ORDERING: Relaxed: hints (see `finishing_elsewhere`, `set_hint`).
+        // ORDERING: Relaxed: hints (see `finishing_covers`, `set_hint`).
         while self.finishing.load(Ordering::Relaxed) > 0
             && self.queued_hint.load(Ordering::Relaxed) > 0
             && start.elapsed() < GRACE
@@ -454,7 +460,7 @@ impl Shared {
                     job.run(&mut || {
                         if !finishing {
                             finishing = true;
-                            // ORDERING: Relaxed: a hint (`finishing_elsewhere`).
+                            // ORDERING: Relaxed: a hint (`finishing_covers`).
                             self.finishing.fetch_add(1, Ordering::Relaxed);
                         }
                     })
