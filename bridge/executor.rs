@@ -63,10 +63,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The thread-name prefix of pools made by [`Executor::new`].
 const DEFAULT_NAME: &str = "bridge-executor";
 
-/// A closure and the promise that publishes its outcome.
+/// A closure, the promise that publishes its outcome, and the `tracing`
+/// span current where it was submitted (entered while it runs; a no-op
+/// `Span::none()` when there was none: nothing allocated).
 pub(crate) struct Call<F, R> {
     f: F,
     promise: Promise<R>,
+    span: tracing::Span,
 }
 
 impl<F, R> Job for Call<F, R>
@@ -75,14 +78,15 @@ where
     R: Send + 'static,
 {
     fn run(self: Box<Self>, finished: &mut dyn FnMut()) {
-        let Call { f, promise } = *self;
+        let Call { f, promise, span } = *self;
         if !promise.set_running() {
             finished();
             // Cancelled while queued: never run it, only drop it.
             contain("dropping a cancelled job's closure", move || drop(f));
             return;
         }
-        let outcome = catch_unwind(AssertUnwindSafe(f))
+        let outcome = span
+            .in_scope(|| catch_unwind(AssertUnwindSafe(f)))
             .map_err(|payload| Error::Panicked(PanicError::new(payload)));
         finished();
         // Publishing runs user code on this thread: the done-callbacks and
@@ -94,7 +98,7 @@ where
     }
 
     fn fail(self: Box<Self>, err: Error) {
-        let Call { f, promise } = *self;
+        let Call { f, promise, .. } = *self;
         contain("dropping a job's closure", move || drop(f));
         contain("publishing a job's error", move || {
             promise.complete(Err(err))
@@ -109,7 +113,8 @@ where
     R: Send + 'static,
 {
     let (promise, fut) = pair(home, None, DropOutcome::Cancelled);
-    (Box::new(Call { f, promise }), fut)
+    let span = tracing::Span::current();
+    (Box::new(Call { f, promise, span }), fut)
 }
 
 /// A bounded pool of threads for blocking closures (file I/O, a C library,

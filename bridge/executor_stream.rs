@@ -194,9 +194,9 @@ where
     let caller = Location::caller();
     let job = run_in_executor(executor, move || produce(sender, iter, span, caller));
     // The job records the end without waking the consumer; this wakes it
-    // once the job is over and its thread is back in the pool (an executor
-    // counts a thread idle before it publishes the job's outcome), so a
-    // consumer that starts the next stream at once reuses that thread
+    // once the job's outcome is published and its thread is about to count
+    // as idle again, so a consumer that starts the next stream at once
+    // reuses that thread (the pool waits briefly for a finishing thread)
     // instead of making the pool grow one.
     let end = chan.clone();
     job.add_done_callback(move || end.wake_receiver());
