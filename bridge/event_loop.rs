@@ -494,7 +494,7 @@ impl LoopHandle {
         F::Output: Send + 'static,
     {
         let home = self.shared.home();
-        if home != 0 && registry::current_home() == home {
+        if registry::is_blocked_home(home) {
             return Err(Error::WouldDeadlock);
         }
         self.spawn(fut).wait()

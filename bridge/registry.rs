@@ -1,15 +1,17 @@
 //! The per-thread loop registry: which loop runs on this thread, and every
 //! live bridge loop in the process.
 //!
-//! Each thread carries one context: the loop our guards say it is inside (a
-//! bridge loop, or a foreign executor named with [`enter_foreign`]) and its
-//! *home* (the id of the bridge loop or single-thread executor that this
-//! thread alone drives, used to refuse a wait that would deadlock). Guards
-//! save the previous context and restore it on drop, so nesting of any depth
-//! unwinds correctly, panics included.
+//! Each thread carries a stack of scopes, innermost last: the loops our
+//! guards say it is inside (a bridge loop, or a foreign executor named with
+//! [`enter_foreign`]) and their *homes* (the id of the bridge loop or
+//! single-thread executor that this thread alone drives, used to refuse a
+//! wait that would deadlock). A guard removes exactly its own scope when it
+//! drops, so the thread's state is right whatever order guards are dropped
+//! in, and after a panic.
 //!
-//! What our guards do not mark is detected when asked: a tokio runtime
-//! context (`Handle::try_current`) and `futures::executor::block_on`
+//! What our guards do not mark is detected when asked: which tokio scheduler
+//! runs here ([`scheduler`], from `tokio::runtime::worker_index`, never by
+//! a probe that panics) and `futures::executor::block_on`
 //! (`futures_executor::enter` fails inside it).
 
 use std::cell::{Cell, RefCell};
@@ -17,7 +19,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::thread::ThreadId;
 
-use crate::event_loop::{LoopHandle, LoopShared};
+use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::sync::plain::{Arc, AtomicU64, Mutex, Ordering};
 
 /// What is running on the current thread.
@@ -93,61 +95,181 @@ pub(crate) enum Marked {
     Foreign(&'static str),
 }
 
+/// One scope entered on this thread, innermost last.
+struct Entry {
+    /// Names the scope for its guard (unique per thread).
+    id: u64,
+    /// What the scope marks; `None`: it leaves the mark as it is (work run
+    /// on behalf of blocked threads, see [`on_behalf`]).
+    marked: Option<Marked>,
+    /// The bridge loop or single-thread executor this scope drives (0: none).
+    home: u64,
+    /// The homes of the threads blocked waiting for the work running in
+    /// this scope (see [`on_behalf`]).
+    blocked: Option<Homes>,
+}
+
+/// The homes (loops and single-thread executors) that stop while a thread
+/// blocks: its own scopes' and, transitively, those of the threads waiting
+/// for the work it runs.
+pub(crate) type Homes = Arc<[u64]>;
+
 struct Context {
-    marked: RefCell<Marked>,
-    home: Cell<u64>,
+    /// The scopes entered on this thread, innermost last. Guards remove their
+    /// own entry wherever it is, so dropping them in any order leaves exactly
+    /// the scopes still alive.
+    scopes: RefCell<Vec<Entry>>,
+    next_scope: Cell<u64>,
     /// A thread of the worker loop's runtime.
     worker_thread: Cell<bool>,
 }
 
 crate::sync::thread_local! {
     static CONTEXT: Context = Context {
-        marked: RefCell::new(Marked::Nothing),
-        home: Cell::new(0),
+        scopes: RefCell::new(Vec::new()),
+        next_scope: Cell::new(0),
         worker_thread: Cell::new(false),
     };
 }
 
-/// Restores the previous context of this thread on drop.
+/// Removes its scope from this thread on drop (see [`Context::scopes`]).
 #[must_use = "the context is restored as soon as the guard is dropped"]
 pub(crate) struct EnterGuard {
-    prev: Marked,
-    prev_home: u64,
+    id: u64,
     /// Guards restore thread-local state: they must stay on their thread.
     _not_send: PhantomData<*const ()>,
+}
+
+fn push(marked: Option<Marked>, home: u64, blocked: Option<Homes>) -> EnterGuard {
+    let id = CONTEXT
+        .try_with(|c| {
+            let id = c.next_scope.get().wrapping_add(1);
+            c.next_scope.set(id);
+            c.scopes.borrow_mut().push(Entry {
+                id,
+                marked,
+                home,
+                blocked,
+            });
+            id
+        })
+        // Thread teardown: nothing can be marked any more; the guard is inert.
+        .unwrap_or(0);
+    EnterGuard {
+        id,
+        _not_send: PhantomData,
+    }
 }
 
 /// Marks this thread as inside `marked` (and `home`, if non-zero) until the
 /// guard drops.
 pub(crate) fn enter(marked: Marked, home: u64) -> EnterGuard {
-    CONTEXT.with(|c| {
-        let prev = c.marked.replace(marked);
-        let prev_home = c.home.get();
-        if home != 0 {
-            c.home.set(home);
-        }
-        EnterGuard {
-            prev,
-            prev_home,
-            _not_send: PhantomData,
-        }
-    })
+    push(Some(marked), home, None)
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let prev = std::mem::take(&mut self.prev);
+        if self.id == 0 {
+            return;
+        }
         // `try_with`: a guard may drop during thread teardown.
-        let _ = CONTEXT.try_with(|c| {
-            c.home.set(self.prev_home);
-            c.marked.replace(prev)
+        let removed = CONTEXT.try_with(|c| {
+            let mut scopes = c.scopes.borrow_mut();
+            let i = scopes.iter().rposition(|e| e.id == self.id)?;
+            Some(scopes.remove(i))
         });
+        // Dropped outside the borrow: a loop handle's last reference may go here.
+        drop(removed);
     }
 }
 
-/// The home id of this thread (0: none).
+/// The home id of this thread (0: none): the innermost scope's that has one.
 pub(crate) fn current_home() -> u64 {
-    CONTEXT.try_with(|c| c.home.get()).unwrap_or(0)
+    CONTEXT
+        .try_with(|c| {
+            let scopes = c.scopes.borrow();
+            scopes.iter().rev().map(|e| e.home).find(|&h| h != 0)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// Whether blocking this thread would stop the loop or single-thread
+/// executor `home` (non-zero): this thread drives it in one of its scopes,
+/// or runs work on behalf of a thread that does and is blocked waiting for
+/// it (any depth of hand-offs). Waiting there for that loop's work is
+/// `WouldDeadlock`.
+pub(crate) fn is_blocked_home(home: u64) -> bool {
+    home != 0
+        && CONTEXT
+            .try_with(|c| {
+                c.scopes.borrow().iter().any(|e| {
+                    e.home == home || e.blocked.as_deref().is_some_and(|b| b.contains(&home))
+                })
+            })
+            .unwrap_or(false)
+}
+
+/// The homes that stop while this thread blocks (see [`is_blocked_home`]),
+/// or `None` (the common case, which allocates nothing).
+pub(crate) fn blocked_homes() -> Option<Homes> {
+    CONTEXT
+        .try_with(|c| {
+            let scopes = c.scopes.borrow();
+            let mut homes: Vec<u64> = Vec::new();
+            for e in scopes.iter() {
+                if e.home != 0 {
+                    homes.push(e.home);
+                }
+                homes.extend(e.blocked.iter().flat_map(|b| b.iter().copied()));
+            }
+            homes.sort_unstable();
+            homes.dedup();
+            (!homes.is_empty()).then(|| Homes::from(homes))
+        })
+        .ok()
+        .flatten()
+}
+
+pin_project_lite::pin_project! {
+    /// A future handed to another thread by a thread that blocks until it is
+    /// done: each poll runs as if on behalf of that thread, so a wait inside
+    /// it on a loop the blocked thread drives is `WouldDeadlock` instead of
+    /// a hang. From [`on_behalf`].
+    pub(crate) struct OnBehalf<F> {
+        #[pin]
+        fut: F,
+        blocked: Option<Homes>,
+    }
+}
+
+/// Wraps `fut`, about to be handed off by this thread, which then blocks
+/// until it is done, so that the homes this thread stops travel with it (see
+/// [`is_blocked_home`]). Nothing is allocated when this thread drives no
+/// loop or executor, which is the common case.
+#[allow(dead_code)] // wired into worker::handoff by the lead (see issue 11 note)
+pub(crate) fn on_behalf<F: std::future::Future>(fut: F) -> OnBehalf<F> {
+    OnBehalf {
+        fut,
+        blocked: blocked_homes(),
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for OnBehalf<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let _scope = this
+            .blocked
+            .as_ref()
+            .map(|b| push(None, 0, Some(b.clone())));
+        this.fut.poll(cx)
+    }
 }
 
 /// Marks this thread as one of the worker loop runtime's threads.
@@ -159,32 +281,142 @@ pub(crate) fn is_worker_thread() -> bool {
     CONTEXT.try_with(|c| c.worker_thread.get()).unwrap_or(false)
 }
 
+/// What the innermost marking scope of this thread marks.
 pub(crate) fn marked() -> Marked {
     CONTEXT
-        .try_with(|c| c.marked.borrow().clone())
+        .try_with(|c| {
+            let scopes = c.scopes.borrow();
+            scopes
+                .iter()
+                .rev()
+                .find_map(|e| e.marked.clone())
+                .unwrap_or_default()
+        })
         .unwrap_or_default()
 }
 
 /// Whether the bridge loop this thread drives (if any) is in debug mode.
 pub(crate) fn current_loop_debug() -> bool {
     CONTEXT
-        .try_with(|c| matches!(&*c.marked.borrow(), Marked::Bridge(h) if h.shared.debug.enabled()))
+        .try_with(|c| {
+            let scopes = c.scopes.borrow();
+            matches!(
+                scopes.iter().rev().find_map(|e| e.marked.as_ref()),
+                Some(Marked::Bridge(h)) if h.shared.debug.enabled()
+            )
+        })
         .unwrap_or(false)
 }
 
+/// Whether this thread drives a current-thread bridge loop (a [`Loop`](crate::Loop)
+/// or a [`run`](crate::run) loop) in one of its scopes.
+fn in_current_thread_bridge_loop() -> bool {
+    CONTEXT
+        .try_with(|c| {
+            c.scopes.borrow().iter().any(|e| {
+                matches!(&e.marked, Some(Marked::Bridge(h)) if h.kind() != Kind::Worker)
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Which tokio scheduler, if any, is running on this thread: what decides
+/// whether a blocking call must first move a runtime's core away
+/// (`block_in_place`), may simply block, or would stop a loop.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Scheduler {
+    /// No tokio scheduler runs on this thread: a plain thread, a
+    /// `spawn_blocking` closure, a `Runtime::enter` scope, inside
+    /// `block_in_place`, or a multi-thread runtime's `block_on` (its thread
+    /// is not one of its workers). Blocking here stops no tokio scheduler.
+    Nothing,
+    /// A multi-thread runtime's worker is polling a task here; `ours` when
+    /// it is the worker loop's. `block_in_place` moves its core away first.
+    MultiThread { ours: bool },
+    /// A current-thread scheduler: a current-thread runtime's `block_on` or
+    /// one of its tasks (a `LocalSet` on it included). Blocking here stops
+    /// it, and `block_in_place` would panic.
+    CurrentThread,
+}
+
+/// Which tokio scheduler runs on this thread, decided without asking tokio
+/// a question it answers by panicking.
+///
+/// * `tokio::runtime::worker_index()` is `None` outside any scheduler.
+/// * A scheduler polling something that is not a task is a current-thread
+///   runtime's `block_on` (a multi-thread runtime's workers poll only tasks).
+/// * Index 1 and up: a multi-thread runtime's worker.
+/// * Index 0 is either a current-thread scheduler or a multi-thread
+///   runtime's first worker. The thread itself tells them apart where it
+///   can: a [`Loop`](crate::Loop) or [`run`](crate::run) loop is marked by
+///   our guards; the worker loop's threads are marked when they start; the
+///   main thread and unnamed threads are never tokio's (tokio names every
+///   thread it starts). Otherwise the ambient handle's flavour decides,
+///   which `Handle::enter` can mislead in one case only: a task of a
+///   current-thread runtime the user built, on a named thread, inside
+///   `Handle::enter` of a multi-thread runtime (tokio's public API cannot
+///   tell that from a worker of that runtime).
+pub(crate) fn scheduler() -> Scheduler {
+    let Some(index) = tokio::runtime::worker_index() else {
+        return Scheduler::Nothing;
+    };
+    if tokio::task::try_id().is_none() {
+        return Scheduler::CurrentThread;
+    }
+    if index > 0 {
+        return Scheduler::MultiThread { ours: false };
+    }
+    if in_current_thread_bridge_loop() {
+        return Scheduler::CurrentThread;
+    }
+    if is_worker_thread() {
+        // Not the ambient handle: a library may have entered another
+        // runtime's context inside worker-loop work.
+        return Scheduler::MultiThread { ours: true };
+    }
+    let thread = std::thread::current();
+    if matches!(thread.name(), None | Some("main")) {
+        return Scheduler::CurrentThread;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            Scheduler::MultiThread { ours: false }
+        }
+        _ => Scheduler::CurrentThread,
+    }
+}
+
 /// Whether any loop or executor (bridge, tokio or foreign) runs on this thread.
+///
+/// A tokio runtime runs here when one of its schedulers does, or when a
+/// runtime's `block_on` may (a runtime context outside any task: a
+/// multi-thread runtime's `block_on`, which cannot be told from
+/// `Runtime::enter`). A `spawn_blocking` closure, or the inside of
+/// `block_in_place`, runs in a task's context with no scheduler: no loop
+/// runs there, and tokio's own `block_on` works there too.
 pub(crate) fn in_any_loop() -> bool {
     let ours = CONTEXT
-        .try_with(|c| c.worker_thread.get() || !matches!(*c.marked.borrow(), Marked::Nothing))
+        .try_with(|c| {
+            c.scopes
+                .borrow()
+                .iter()
+                .any(|e| matches!(&e.marked, Some(m) if !matches!(m, Marked::Nothing)))
+        })
         .unwrap_or(false);
-    // A tokio context whose thread-local is already destroyed (a late
-    // thread-local destructor) counts as a loop: no runtime can be driven on
-    // this thread any more, so work must be handed to the worker loop.
-    let tokio = match tokio::runtime::Handle::try_current() {
-        Ok(_) => true,
+    ours || in_tokio_loop() || in_futures_executor()
+}
+
+fn in_tokio_loop() -> bool {
+    if tokio::runtime::worker_index().is_some() {
+        return true;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::try_id().is_none(),
+        // A tokio context whose thread-local is already destroyed (a late
+        // thread-local destructor) counts as a loop: no runtime can be driven
+        // on this thread any more, so work must be handed to the worker loop.
         Err(e) => e.is_thread_local_destroyed(),
-    };
-    ours || tokio || in_futures_executor()
+    }
 }
 
 fn in_futures_executor() -> bool {
@@ -220,7 +452,7 @@ pub fn running_loop() -> Option<RunningLoop> {
         Marked::Foreign(name) => return Some(RunningLoop::Foreign(name)),
         Marked::Nothing => {}
     }
-    if is_worker_thread() {
+    if let Scheduler::MultiThread { ours: true } = scheduler() {
         return Some(RunningLoop::Bridge(crate::worker::worker_loop()));
     }
     // `futures::executor::block_on` called inside a tokio task (the classic
@@ -276,22 +508,19 @@ pub fn enter_foreign(name: &'static str) -> ForeignGuard {
 
 /// Keeps this thread marked as inside a foreign executor; see [`enter_foreign`].
 ///
-/// Dropping it restores whatever was marked before. It cannot leave its
-/// thread. Guards are meant to be dropped in reverse order of creation (as
-/// scopes do); dropped out of order, each still restores what it saved, so the
-/// thread can stay marked as inside an executor it has left. Nothing breaks
-/// then: [`block_on_safe`](crate::block_on_safe) hands off to the worker loop
-/// where it could have run inline, which is only slower.
+/// Dropping it removes this mark and no other: guards may be dropped in any
+/// order, and the thread is then marked by exactly the guards still alive
+/// (the innermost of them reported). It cannot leave its thread.
 ///
 /// # Examples
 ///
 /// ```
-/// let _outer = bridge::enter_foreign("outer");
-/// {
-///     let _inner = bridge::enter_foreign("inner");
-///     assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("inner"))));
-/// }
-/// assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("outer"))));
+/// let outer = bridge::enter_foreign("outer");
+/// let inner = bridge::enter_foreign("inner");
+/// drop(outer); // out of order: "inner" is still entered
+/// assert!(matches!(bridge::running_loop(), Some(bridge::RunningLoop::Foreign("inner"))));
+/// drop(inner);
+/// assert!(bridge::running_loop().is_none());
 /// ```
 #[must_use = "the thread is unmarked as soon as the guard is dropped"]
 pub struct ForeignGuard {
@@ -509,7 +738,7 @@ impl LoopInfo {
     /// }
     /// ```
     pub fn lag(&self) -> Option<std::time::Duration> {
-        crate::stats::start_lag_probe(&self.shared);
+        crate::stats::look_at_lag(&self.shared);
         self.shared.stats.lag()
     }
 
@@ -523,7 +752,7 @@ impl LoopInfo {
     /// assert!(info.max_lag().is_none()); // the probe starts now
     /// ```
     pub fn max_lag(&self) -> Option<std::time::Duration> {
-        crate::stats::start_lag_probe(&self.shared);
+        crate::stats::look_at_lag(&self.shared);
         self.shared.stats.max_lag()
     }
 

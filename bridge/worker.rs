@@ -26,7 +26,7 @@ use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::once::OnceCell;
 use crate::park;
 use crate::registry::{self, LoopId};
-use crate::sync::plain::{Arc, OnceLock};
+use crate::sync::plain::{Arc, AtomicUsize, OnceLock, Ordering};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -69,6 +69,7 @@ fn start() -> Result<Worker, Error> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("bridge-worker")
         .enable_all()
         .on_thread_start(registry::mark_worker_thread)
@@ -169,18 +170,65 @@ pub fn try_worker_loop() -> Result<LoopHandle, Error> {
     worker().map(|w| w.handle.clone())
 }
 
+/// The most threads the worker loop's runtime may start for blocking
+/// (tokio's default is 512): every blocking call inside worker-loop work
+/// holds one while it blocks, and the worker's core needs one to move to.
+pub(crate) const MAX_BLOCKING_THREADS: usize = 1024;
+
+/// The most blocking calls that may be in flight at once inside worker-loop
+/// work (each one holds a thread of the worker's runtime, see
+/// [`MAX_BLOCKING_THREADS`]). The rest of the threads stay for the core to
+/// move to and for `spawn_blocking` and `tokio::fs` work of users on the
+/// worker loop. Past it, a fallible wait ([`try_blocking_region_for`]) is
+/// refused with `WouldDeadlock` instead of stopping the worker loop, which
+/// would stop every hand-off in the process.
+pub(crate) const MAX_NESTED_BLOCKING: usize = 768;
+
+/// Blocking calls in flight inside worker-loop work (see [`MAX_NESTED_BLOCKING`]).
+static NESTED_BLOCKING: AtomicUsize = AtomicUsize::new(0);
+
+/// One blocking call in flight inside worker-loop work.
+struct NestedSlot;
+
+impl NestedSlot {
+    /// Takes a slot; `None` at the limit when `strict`, otherwise always
+    /// (counted past the limit, up to the runtime's thread cap).
+    fn take(strict: bool) -> Option<NestedSlot> {
+        // ORDERING: Relaxed: a count that only bounds itself; it publishes nothing.
+        let before = NESTED_BLOCKING.fetch_add(1, Ordering::Relaxed);
+        if strict && before >= MAX_NESTED_BLOCKING {
+            // ORDERING: Relaxed: as above.
+            NESTED_BLOCKING.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(NestedSlot)
+    }
+}
+
+impl Drop for NestedSlot {
+    fn drop(&mut self) {
+        // ORDERING: Relaxed: as in `take`.
+        NESTED_BLOCKING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs `f`, which blocks this thread, without stalling a loop that lives on
 /// it: on a tokio multi-thread runtime's worker thread (the worker loop
 /// included) the runtime's core first moves to another thread
 /// (`block_in_place`).
 ///
-/// Only a task being polled can be on a worker thread, so outside a task
-/// (`Runtime::block_on` on a plain thread, `spawn_blocking`, `Runtime::enter`)
-/// blocking directly is harmless and `block_in_place` is not called. Inside a
-/// task of a multi-thread runtime the one case where `block_in_place` refuses
-/// is a `LocalSet` driven from a thread that is not a worker; tokio offers no
-/// way to ask, so that refusal (a panic before `f` runs) is caught, silenced,
-/// and `f` runs directly, which is then harmless too.
+/// Which scheduler runs here is decided by what the thread is
+/// ([`registry::scheduler`]), not by the ambient runtime handle (a library
+/// may have entered another runtime's context) and never by asking tokio a
+/// question it answers with a panic: nothing here depends on unwinding, so
+/// it holds under `panic = "abort"`. Where no multi-thread scheduler runs
+/// (a plain thread, `spawn_blocking`, `Runtime::enter`, a multi-thread
+/// runtime's `block_on`) blocking directly stalls nothing; on a
+/// current-thread scheduler it stops that loop, which debug mode reports.
+///
+/// Past [`MAX_NESTED_BLOCKING`] calls in flight inside worker-loop work this
+/// still moves the core, up to the runtime's cap of threads; waits that can
+/// fail use [`try_blocking_region_for`].
 pub(crate) fn blocking_region<R>(caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
     blocking_region_for(caller, None, f)
 }
@@ -197,26 +245,62 @@ pub(crate) fn blocking_region_for<R>(
     target: Option<&Origin>,
     f: impl FnOnce() -> R,
 ) -> R {
-    let _watch = crate::debug::watch_wait(caller, target);
-    let on_multi_thread_task = tokio::task::try_id().is_some()
-        && tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if !on_multi_thread_task {
-        return f();
-    }
-    let mut f = Some(f);
-    let attempt = crate::debug::quiet_panics(|| {
-        tokio::task::block_in_place(|| {
-            let f = f.take().expect("runs once");
-            crate::debug::loud_panics(f)
-        })
-    });
-    match attempt {
+    match region(caller, target, false, f) {
         Ok(r) => r,
-        // Refused before running `f`: block right here.
-        Err(_) if f.is_some() => (f.take().expect("still here"))(),
-        // `f` itself panicked: let it continue.
-        Err(payload) => std::panic::resume_unwind(payload),
+        Err(_) => unreachable!("a region that is not strict always gets a slot"),
+    }
+}
+
+/// [`blocking_region_for`] that refuses, with `WouldDeadlock` and before
+/// running `f`, to block inside worker-loop work once
+/// [`MAX_NESTED_BLOCKING`] such calls are in flight: the one more would
+/// leave the worker's core no thread to move to.
+pub(crate) fn try_blocking_region_for<R>(
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+    f: impl FnOnce() -> R,
+) -> Result<R, Error> {
+    region(caller, target, true, f)
+}
+
+/// The error for one blocking call too many inside worker-loop work; logged,
+/// since the caller may turn it into a panic.
+#[cold]
+fn refuse_nested(caller: &'static Location<'static>) -> Error {
+    tracing::warn!(
+        target: "bridge::debug",
+        waiting_at = %caller,
+        limit = MAX_NESTED_BLOCKING,
+        "bridge: a blocking call at {caller} inside worker-loop work was refused: {} blocking \
+         calls are already in flight there, and one more could leave the worker loop no \
+         thread to run on; .await the work instead of blocking on it inside async code",
+        MAX_NESTED_BLOCKING,
+    );
+    Error::WouldDeadlock
+}
+
+fn region<R>(
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+    strict: bool,
+    f: impl FnOnce() -> R,
+) -> Result<R, Error> {
+    let _watch = crate::debug::watch_wait(caller, target);
+    match registry::scheduler() {
+        registry::Scheduler::MultiThread { ours } => {
+            let _slot = match ours {
+                true => match NestedSlot::take(strict) {
+                    Some(slot) => Some(slot),
+                    None => return Err(refuse_nested(caller)),
+                },
+                false => None,
+            };
+            // In debug mode, the time the core is away is not charged to
+            // the poll that handed it off (it did not block its loop).
+            let _away = crate::debug::core_away();
+            Ok(tokio::task::block_in_place(f))
+        }
+        registry::Scheduler::CurrentThread | registry::Scheduler::Nothing => Ok(f()),
     }
 }
 
