@@ -184,6 +184,7 @@ impl Drop for EnterGuard {
 }
 
 /// The home id of this thread (0: none): the innermost scope's that has one.
+#[cfg(bridge_loom)]
 pub(crate) fn current_home() -> u64 {
     CONTEXT
         .try_with(|c| {
@@ -248,7 +249,6 @@ pin_project_lite::pin_project! {
 /// until it is done, so that the homes this thread stops travel with it (see
 /// [`is_blocked_home`]). Nothing is allocated when this thread drives no
 /// loop or executor, which is the common case.
-#[allow(dead_code)] // wired into worker::handoff by the lead (see issue 11 note)
 pub(crate) fn on_behalf<F: std::future::Future>(fut: F) -> OnBehalf<F> {
     OnBehalf {
         fut,

@@ -176,91 +176,51 @@ pub fn try_worker_loop() -> Result<LoopHandle, Error> {
 pub(crate) const MAX_BLOCKING_THREADS: usize = 1024;
 
 /// The most blocking calls that may be in flight at once inside worker-loop
-/// work (each one holds a thread of the worker's runtime, see
-/// [`MAX_BLOCKING_THREADS`]). The rest of the threads stay for the core to
-/// move to and for `spawn_blocking` and `tokio::fs` work of users on the
-/// worker loop. Past it, a fallible wait ([`try_blocking_region_for`]) is
-/// refused with `WouldDeadlock` instead of stopping the worker loop, which
-/// would stop every hand-off in the process.
+/// work through the crate's entry points and `wait` (each holds a thread of
+/// the worker's runtime, see [`MAX_BLOCKING_THREADS`]). The other threads
+/// stay for the core to move to, for waits that cannot fail (dropping a
+/// `Loop`, `Executor::shutdown`) and for `spawn_blocking` and `tokio::fs`
+/// work of users on the worker loop. One call past it is refused with
+/// `WouldDeadlock` before it blocks: at tokio's cap the core would have no
+/// thread to move to, and every hand-off in the process would stop.
 pub(crate) const MAX_NESTED_BLOCKING: usize = 768;
 
 /// Blocking calls in flight inside worker-loop work (see [`MAX_NESTED_BLOCKING`]).
 static NESTED_BLOCKING: AtomicUsize = AtomicUsize::new(0);
 
-/// One blocking call in flight inside worker-loop work.
-struct NestedSlot;
-
-impl NestedSlot {
-    /// Takes a slot; `None` at the limit when `strict`, otherwise always
-    /// (counted past the limit, up to the runtime's thread cap).
-    fn take(strict: bool) -> Option<NestedSlot> {
-        // ORDERING: Relaxed: a count that only bounds itself; it publishes nothing.
-        let before = NESTED_BLOCKING.fetch_add(1, Ordering::Relaxed);
-        if strict && before >= MAX_NESTED_BLOCKING {
-            // ORDERING: Relaxed: as above.
-            NESTED_BLOCKING.fetch_sub(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(NestedSlot)
-    }
-}
+/// One blocking call in flight inside worker-loop work, counted against
+/// [`MAX_NESTED_BLOCKING`]; from [`reserve_blocking`].
+#[must_use = "the slot is given back as soon as it is dropped"]
+pub(crate) struct NestedSlot(());
 
 impl Drop for NestedSlot {
     fn drop(&mut self) {
-        // ORDERING: Relaxed: as in `take`.
+        // ORDERING: Relaxed: as in `reserve_blocking`.
         NESTED_BLOCKING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Runs `f`, which blocks this thread, without stalling a loop that lives on
-/// it: on a tokio multi-thread runtime's worker thread (the worker loop
-/// included) the runtime's core first moves to another thread
-/// (`block_in_place`).
+/// Reserves, for a blocking call about to be made on this thread, one of
+/// the [`MAX_NESTED_BLOCKING`] slots if the thread is inside worker-loop
+/// work (`Ok(None)` elsewhere: nothing is counted there). Take it before
+/// handing work off and hold it until the wait is over.
 ///
-/// Which scheduler runs here is decided by what the thread is
-/// ([`registry::scheduler`]), not by the ambient runtime handle (a library
-/// may have entered another runtime's context) and never by asking tokio a
-/// question it answers with a panic: nothing here depends on unwinding, so
-/// it holds under `panic = "abort"`. Where no multi-thread scheduler runs
-/// (a plain thread, `spawn_blocking`, `Runtime::enter`, a multi-thread
-/// runtime's `block_on`) blocking directly stalls nothing; on a
-/// current-thread scheduler it stops that loop, which debug mode reports.
+/// # Errors
 ///
-/// Past [`MAX_NESTED_BLOCKING`] calls in flight inside worker-loop work this
-/// still moves the core, up to the runtime's cap of threads; waits that can
-/// fail use [`try_blocking_region_for`].
-pub(crate) fn blocking_region<R>(caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
-    blocking_region_for(caller, None, f)
-}
-
-/// [`blocking_region`] for a wait on the work described by `target` (its
-/// loop and spawn location, `Some` when that loop is in debug mode).
-///
-/// In debug mode the wait is watched for as long as `f` runs (see
-/// [`crate::debug`]): a hang past the hang threshold, and a current-thread
-/// loop stopped by this thread past its slow-poll threshold, are reported.
-/// With debug mode off this adds no clock read and no allocation.
-pub(crate) fn blocking_region_for<R>(
+/// `WouldDeadlock` when every slot is taken (also logged at WARN).
+pub(crate) fn reserve_blocking(
     caller: &'static Location<'static>,
-    target: Option<&Origin>,
-    f: impl FnOnce() -> R,
-) -> R {
-    match region(caller, target, false, f) {
-        Ok(r) => r,
-        Err(_) => unreachable!("a region that is not strict always gets a slot"),
+) -> Result<Option<NestedSlot>, Error> {
+    if registry::scheduler() != (registry::Scheduler::MultiThread { ours: true }) {
+        return Ok(None);
     }
-}
-
-/// [`blocking_region_for`] that refuses, with `WouldDeadlock` and before
-/// running `f`, to block inside worker-loop work once
-/// [`MAX_NESTED_BLOCKING`] such calls are in flight: the one more would
-/// leave the worker's core no thread to move to.
-pub(crate) fn try_blocking_region_for<R>(
-    caller: &'static Location<'static>,
-    target: Option<&Origin>,
-    f: impl FnOnce() -> R,
-) -> Result<R, Error> {
-    region(caller, target, true, f)
+    // ORDERING: Relaxed: a count that only bounds itself; it publishes nothing.
+    let before = NESTED_BLOCKING.fetch_add(1, Ordering::Relaxed);
+    if before >= MAX_NESTED_BLOCKING {
+        drop(NestedSlot(()));
+        return Err(refuse_nested(caller));
+    }
+    Ok(Some(NestedSlot(())))
 }
 
 /// The error for one blocking call too many inside worker-loop work; logged,
@@ -279,36 +239,74 @@ fn refuse_nested(caller: &'static Location<'static>) -> Error {
     Error::WouldDeadlock
 }
 
-fn region<R>(
+/// Runs `f`, which blocks this thread, without stalling a loop that lives on
+/// it: on a tokio multi-thread runtime's worker thread (the worker loop
+/// included) the runtime's core first moves to another thread
+/// (`block_in_place`).
+///
+/// Which scheduler runs here is decided by what the thread is
+/// ([`registry::scheduler`]), not by the ambient runtime handle (a library
+/// may have entered another runtime's context) and never by asking tokio a
+/// question it answers with a panic: nothing here depends on unwinding, so
+/// it holds under `panic = "abort"`. Where no multi-thread scheduler runs
+/// (a plain thread, `spawn_blocking`, `Runtime::enter`, a multi-thread
+/// runtime's `block_on`) blocking directly stalls nothing; on a
+/// current-thread scheduler it stops that loop, which debug mode reports.
+///
+/// It always blocks: a wait that may be refused at the limit of blocking
+/// calls inside worker-loop work holds a [`reserve_blocking`] slot first, or
+/// uses [`try_blocking_region_for`].
+pub(crate) fn blocking_region<R>(caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
+    blocking_region_for(caller, None, f)
+}
+
+/// [`blocking_region`] for a wait on the work described by `target` (its
+/// loop and spawn location, `Some` when that loop is in debug mode).
+///
+/// In debug mode the wait is watched for as long as `f` runs (see
+/// [`crate::debug`]): a hang past the hang threshold, and a current-thread
+/// loop stopped by this thread past its slow-poll threshold, are reported.
+/// With debug mode off this adds no clock read and no allocation.
+pub(crate) fn blocking_region_for<R>(
     caller: &'static Location<'static>,
     target: Option<&Origin>,
-    strict: bool,
     f: impl FnOnce() -> R,
-) -> Result<R, Error> {
+) -> R {
     let _watch = crate::debug::watch_wait(caller, target);
     match registry::scheduler() {
-        registry::Scheduler::MultiThread { ours } => {
-            let _slot = match ours {
-                true => match NestedSlot::take(strict) {
-                    Some(slot) => Some(slot),
-                    None => return Err(refuse_nested(caller)),
-                },
-                false => None,
-            };
+        registry::Scheduler::MultiThread { .. } => {
             // In debug mode, the time the core is away is not charged to
             // the poll that handed it off (it did not block its loop).
             let _away = crate::debug::core_away();
-            Ok(tokio::task::block_in_place(f))
+            tokio::task::block_in_place(f)
         }
-        registry::Scheduler::CurrentThread | registry::Scheduler::Nothing => Ok(f()),
+        registry::Scheduler::CurrentThread | registry::Scheduler::Nothing => f(),
     }
 }
 
-/// Runs `fut` on the worker loop and blocks this thread until it is done.
-pub(crate) fn handoff<F>(fut: F, caller: &'static Location<'static>) -> Result<F::Output, Error>
+/// [`blocking_region_for`] holding a [`reserve_blocking`] slot: refused
+/// with `WouldDeadlock`, before `f` runs, at the limit of blocking calls
+/// inside worker-loop work.
+pub(crate) fn try_blocking_region_for<R>(
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+    f: impl FnOnce() -> R,
+) -> Result<R, Error> {
+    let _slot = reserve_blocking(caller)?;
+    Ok(blocking_region_for(caller, target, f))
+}
+
+/// Runs `fut` on the worker loop and blocks this thread until it is done
+/// and dropped (or `deadline` passes: then it is cancelled, dropped, and the
+/// result is `Err(Timeout)`). `fut` may borrow: see [`crate::scoped`].
+pub(crate) fn handoff<'a, F>(
+    fut: F,
+    caller: &'static Location<'static>,
+    deadline: Option<std::time::Instant>,
+) -> Result<F::Output, Error>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + Send + 'a,
+    F::Output: Send + 'a,
 {
     let shared = worker_shared()?;
     let origin = shared.debug.enabled().then(|| Origin {
@@ -324,19 +322,12 @@ where
             loop_name: shared.name.clone(),
         }),
     };
+    // Refused at the limit before anything is spawned (issue 11: 513 blocked calls).
+    let _slot = reserve_blocking(caller)?;
+    // A wait inside on a loop this thread stops is `WouldDeadlock` (issue 11).
+    let fut = registry::on_behalf(fut);
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
         .counted_static(&shared.stats)
         .driven_by(shared);
-    let join = shared.tokio.spawn(guarded);
-    // `unconstrained`: inside a runtime, tokio's task budget would otherwise
-    // make the join handle return `Pending` forever to a thread that blocks.
-    let joined = blocking_region_for(caller, target.as_ref(), || {
-        park::block_on(tokio::task::unconstrained(join))
-    });
-    match joined {
-        Ok(outcome) => outcome,
-        // The worker never shuts down and never aborts a hand-off; a join error
-        // can only mean the task was dropped.
-        Err(_) => Err(Error::Cancelled),
-    }
+    crate::scoped::block_on(&shared.tokio, guarded, caller, target.as_ref(), deadline)
 }
