@@ -388,12 +388,13 @@ pub(crate) fn scheduler() -> Scheduler {
 
 /// Whether any loop or executor (bridge, tokio or foreign) runs on this thread.
 ///
-/// A tokio runtime runs here when one of its schedulers does, or when a
-/// runtime's `block_on` may (a runtime context outside any task: a
-/// multi-thread runtime's `block_on`, which cannot be told from
-/// `Runtime::enter`). A `spawn_blocking` closure, or the inside of
-/// `block_in_place`, runs in a task's context with no scheduler: no loop
-/// runs there, and tokio's own `block_on` works there too.
+/// A tokio runtime runs here when one of its schedulers does, or when
+/// something polls under tokio's cooperative budget in a runtime context (a
+/// multi-thread runtime's `block_on`, a `LocalSet` inside it). A
+/// `spawn_blocking` closure and the inside of `block_in_place` run in a
+/// task without a budget: no loop runs there, and tokio's own `block_on`
+/// works there too. A runtime context outside any task (`Runtime::enter`)
+/// cannot be told from a `block_on` and counts as a loop.
 pub(crate) fn in_any_loop() -> bool {
     let ours = CONTEXT
         .try_with(|c| {
@@ -411,12 +412,47 @@ fn in_tokio_loop() -> bool {
         return true;
     }
     match tokio::runtime::Handle::try_current() {
-        Ok(_) => tokio::task::try_id().is_none(),
+        // Tasks that run without a budget are blocking tasks
+        // (`spawn_blocking`) or inside `block_in_place`: no loop there. A
+        // runtime context outside any task (`Runtime::enter`, the inline path
+        // of `block_on_safe`) counts as one, as it always did.
+        Ok(_) => tokio::task::try_id().is_none() || under_budget(),
         // A tokio context whose thread-local is already destroyed (a late
         // thread-local destructor) counts as a loop: no runtime can be driven
         // on this thread any more, so work must be handed to the worker loop.
         Err(e) => e.is_thread_local_destroyed(),
     }
+}
+
+/// Whether tokio's cooperative budget is in force on this thread: tokio sets
+/// it around every poll it makes for a scheduler or a `block_on`, and lifts
+/// it in blocking tasks (`spawn_blocking`) and inside `block_in_place`.
+///
+/// Asked without a panic: units are taken from the budget (at most 128
+/// while it is in force) until it refuses or clearly has no limit, then the
+/// budget is put back as it was. Only called where a runtime context exists
+/// and no scheduler index answers, which is off every hot path.
+pub(crate) fn under_budget() -> bool {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    // The first guard remembers the budget as it was; dropped last, it puts
+    // it back. The others are marked as progress, so they restore nothing.
+    let first = match tokio::task::coop::poll_proceed(&mut cx) {
+        Poll::Ready(guard) => guard,
+        Poll::Pending => return true,
+    };
+    let mut limited = false;
+    for _ in 0..=u8::MAX {
+        match tokio::task::coop::poll_proceed(&mut cx) {
+            Poll::Ready(guard) => guard.made_progress(),
+            Poll::Pending => {
+                limited = true;
+                break;
+            }
+        }
+    }
+    drop(first);
+    limited
 }
 
 fn in_futures_executor() -> bool {
