@@ -274,7 +274,14 @@ pub(crate) fn blocking_region_for<R>(
 ) -> R {
     let _watch = crate::debug::watch_wait(caller, target);
     match registry::scheduler() {
-        registry::Scheduler::MultiThread { .. } => {
+        registry::Scheduler::MultiThread { ours } => {
+            // tokio moves the core to a thread of the *ambient* runtime's
+            // blocking pool: under another runtime's `Handle::enter` that
+            // would be the other runtime's, so the worker's is entered here.
+            let _home = match ours {
+                true => worker_shared().ok().map(|w| w.tokio.enter()),
+                false => None,
+            };
             // In debug mode, the time the core is away is not charged to
             // the poll that handed it off (it did not block its loop).
             let _away = crate::debug::core_away();
