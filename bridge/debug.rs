@@ -24,6 +24,18 @@
 //!
 //! Each is reported once per wait, at WARN, with target `bridge::debug`; the
 //! wait itself is never interrupted.
+//!
+//! # What is not reported
+//!
+//! A blocking call of this crate inside worker-loop work (or any
+//! multi-thread runtime's task) first moves the runtime's core to another
+//! thread, so the loop runs its other tasks meanwhile: that time is left out
+//! of the poll's time ([`PollTimer`]), and such a wait stops no loop.
+//!
+//! Debug mode installs no panic hook and never asks tokio a question by
+//! catching a panic: which scheduler runs on a thread is read from what the
+//! thread is ([`registry::scheduler`]), so it works the same under
+//! `panic = "abort"` and leaves the application's panic hook alone.
 
 use std::cell::Cell;
 use std::fmt;

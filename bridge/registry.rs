@@ -122,6 +122,9 @@ struct Context {
     next_scope: Cell<u64>,
     /// A thread of the worker loop's runtime.
     worker_thread: Cell<bool>,
+    /// Whether the thread's name allows it to be one of tokio's (see
+    /// `could_be_tokios_thread`), once known.
+    tokio_named: Cell<Option<bool>>,
 }
 
 crate::sync::thread_local! {
@@ -129,6 +132,7 @@ crate::sync::thread_local! {
         scopes: RefCell::new(Vec::new()),
         next_scope: Cell::new(0),
         worker_thread: Cell::new(false),
+        tokio_named: Cell::new(None),
     };
 }
 
@@ -313,9 +317,10 @@ pub(crate) fn current_loop_debug() -> bool {
 fn in_current_thread_bridge_loop() -> bool {
     CONTEXT
         .try_with(|c| {
-            c.scopes.borrow().iter().any(|e| {
-                matches!(&e.marked, Some(Marked::Bridge(h)) if h.kind() != Kind::Worker)
-            })
+            c.scopes
+                .borrow()
+                .iter()
+                .any(|e| matches!(&e.marked, Some(Marked::Bridge(h)) if h.kind() != Kind::Worker))
         })
         .unwrap_or(false)
 }
@@ -374,8 +379,7 @@ pub(crate) fn scheduler() -> Scheduler {
         // runtime's context inside worker-loop work.
         return Scheduler::MultiThread { ours: true };
     }
-    let thread = std::thread::current();
-    if matches!(thread.name(), None | Some("main")) {
+    if !could_be_tokios_thread() {
         return Scheduler::CurrentThread;
     }
     match tokio::runtime::Handle::try_current() {
@@ -384,6 +388,26 @@ pub(crate) fn scheduler() -> Scheduler {
         }
         _ => Scheduler::CurrentThread,
     }
+}
+
+/// Whether tokio may have started this thread: tokio names every thread it
+/// starts, so the main thread and unnamed threads are never its workers.
+/// Read once per thread.
+fn could_be_tokios_thread() -> bool {
+    let ask = || {
+        let thread = std::thread::current();
+        !matches!(thread.name(), None | Some("main"))
+    };
+    CONTEXT
+        .try_with(|c| match c.tokio_named.get() {
+            Some(known) => known,
+            None => {
+                let known = ask();
+                c.tokio_named.set(Some(known));
+                known
+            }
+        })
+        .unwrap_or_else(|_| ask())
 }
 
 /// Whether any loop or executor (bridge, tokio or foreign) runs on this thread.
@@ -759,9 +783,13 @@ impl LoopInfo {
     /// over and over and this is how much longer than that it took. A loop
     /// that polls for long without yielding shows a large lag.
     ///
-    /// The probe runs on every loop in debug mode and, on any other loop,
-    /// from the first call of `lag` (or [`max_lag`](Self::max_lag)), so this
-    /// returns `None` until its first sample (about 100 ms later). The probe
+    /// The probe runs only while someone looks: each call of `lag` (or
+    /// [`max_lag`](Self::max_lag)) keeps it running for the next 10 s (the
+    /// first call starts it, so this returns `None` until its first sample,
+    /// about 100 ms later), and in debug mode it also runs while the loop
+    /// has tasks spawned through this crate. Then it stops by itself and the
+    /// last sample stays. While it runs it costs the loop one timer wake-up
+    /// every 100 ms; an idle loop nobody looks at is never woken. The probe
     /// is not counted in [`tasks`](Self::tasks).
     ///
     /// # Examples
@@ -778,7 +806,8 @@ impl LoopInfo {
         self.shared.stats.lag()
     }
 
-    /// The largest [`lag`](Self::lag) seen since the probe started.
+    /// The largest [`lag`](Self::lag) seen while the probe ran (it runs
+    /// while someone looks; see there).
     ///
     /// # Examples
     ///

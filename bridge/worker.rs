@@ -6,7 +6,11 @@
 //! that blocks ([`blocking_region`]) first moves a multi-thread runtime's
 //! core to another thread (`block_in_place`), so a thread blocking *inside*
 //! the worker loop never stalls it: a nested call still completes, and may
-//! use a socket or pool an outer call bound to the worker loop.
+//! use a socket or pool an outer call bound to the worker loop. Each such
+//! call holds a thread of the worker runtime's blocking pool while it
+//! blocks: at most [`MAX_NESTED_BLOCKING`] are let in at once (the pool's
+//! cap is [`MAX_BLOCKING_THREADS`]), and one more is refused with
+//! `WouldDeadlock` rather than stop the worker loop for the whole process.
 //!
 //! # The hand-off
 //!

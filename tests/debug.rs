@@ -315,12 +315,17 @@ fn the_lag_probe_stops_when_nobody_looks() {
     assert_eq!(runtime_tasks(&lp), 0, "no probe before anyone asked");
     let _ = info.lag();
     assert_eq!(runtime_tasks(&lp), 1, "asking starts the probe");
-    eventually("a lag sample once asked", || info.to_string().contains(", lag "));
+    eventually("a lag sample once asked", || {
+        info.to_string().contains(", lag ")
+    });
     // Nobody asks again: the probe ends by itself (after 10 s), and the
     // loop is idle again. `Display` does not count as asking.
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     while runtime_tasks(&lp) != 0 {
-        assert!(std::time::Instant::now() < deadline, "the probe never stopped");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never stopped"
+        );
         assert!(info.to_string().contains(", lag "));
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -341,7 +346,9 @@ fn a_debug_loop_probes_only_while_it_has_tasks() {
     assert_eq!(runtime_tasks(&lp), 2, "the task and the probe");
     assert_eq!(info.tasks(), 1, "the probe is not the user's task");
     assert!(task.cancel());
-    eventually("the probe stops once the loop is idle", || runtime_tasks(&lp) == 0);
+    eventually("the probe stops once the loop is idle", || {
+        runtime_tasks(&lp) == 0
+    });
     // Work again: measured again.
     lp.handle().spawn(async {}).wait().unwrap();
     let task = lp.handle().spawn(std::future::pending::<()>());
@@ -389,7 +396,10 @@ fn no_panic_hook_and_no_probe_panics() {
         .enable_all()
         .build()
         .unwrap();
-    let lp = bridge::Loop::builder().name("dropped-in-panic").build().unwrap();
+    let lp = bridge::Loop::builder()
+        .name("dropped-in-panic")
+        .build()
+        .unwrap();
     let joined = rt.block_on(rt.spawn(async move {
         let _lp = lp;
         panic!("expected: a task that owns a Loop panics");
@@ -407,7 +417,11 @@ fn no_panic_hook_and_no_probe_panics() {
         .enable_all()
         .build()
         .unwrap();
-    let debug = bridge::Loop::builder().name("child-debug").debug(true).build().unwrap();
+    let debug = bridge::Loop::builder()
+        .name("child-debug")
+        .debug(true)
+        .build()
+        .unwrap();
     let dh = debug.handle();
     // A hand-off from a current-thread runtime (its task) in debug mode
     // (the loop's debug mode names the wait's target).

@@ -249,12 +249,19 @@ fn endorsed_nesting_inside_worker_work_is_not_a_slow_poll() {
     let mut loud = Vec::new();
     call_blocking_at(async move { nap() }, |at| loud.push(at));
     let report = cap.wait_for(
-        &["bridge-worker", "single poll", &format!("spawned at {}", loud[0])],
+        &[
+            "bridge-worker",
+            "single poll",
+            &format!("spawned at {}", loud[0]),
+        ],
         LIMIT,
     );
     assert!(report.contains("WARN"), "{report}");
     for at in quiet {
         let reports = cap.lines(&["single poll", &format!("spawned at {at}")]);
-        assert!(reports.is_empty(), "the nesting at {at} was reported: {reports:?}");
+        assert!(
+            reports.is_empty(),
+            "the nesting at {at} was reported: {reports:?}"
+        );
     }
 }

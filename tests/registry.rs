@@ -356,12 +356,21 @@ fn foreign_guards_dropped_out_of_order_leave_exactly_the_live_ones() {
     let b = bridge::enter_foreign("b");
     let c = bridge::enter_foreign("c");
     drop(b);
-    assert!(matches!(bridge::running_loop(), Some(RunningLoop::Foreign("c"))));
+    assert!(matches!(
+        bridge::running_loop(),
+        Some(RunningLoop::Foreign("c"))
+    ));
     drop(c);
-    assert!(matches!(bridge::running_loop(), Some(RunningLoop::Foreign("a"))));
+    assert!(matches!(
+        bridge::running_loop(),
+        Some(RunningLoop::Foreign("a"))
+    ));
     let d = bridge::enter_foreign("d");
     drop(a);
-    assert!(matches!(bridge::running_loop(), Some(RunningLoop::Foreign("d"))));
+    assert!(matches!(
+        bridge::running_loop(),
+        Some(RunningLoop::Foreign("d"))
+    ));
     drop(d);
     assert!(bridge::running_loop().is_none());
     // Nothing left marked: `run` works and `block_on_safe` runs inline.
@@ -381,7 +390,10 @@ fn a_guard_that_outlives_its_run_loop_leaves_no_closed_loop_behind() {
             bridge::running_loop(),
             Some(RunningLoop::Foreign("outlives"))
         ));
-        assert!(matches!(bridge::get_running_loop(), Err(Error::NoRunningLoop)));
+        assert!(matches!(
+            bridge::get_running_loop(),
+            Err(Error::NoRunningLoop)
+        ));
         drop(guard);
         assert!(bridge::running_loop().is_none());
         assert_eq!(bridge::run(async { 2 }).unwrap(), 2);
@@ -399,9 +411,7 @@ fn run_works_where_tokio_allows_blocking() {
         assert_eq!(v.unwrap(), 1);
         // Inside `block_in_place`, where tokio's own `block_on` works.
         let v = rt
-            .block_on(rt.spawn(async {
-                tokio::task::block_in_place(|| bridge::run(async { 2 }))
-            }))
+            .block_on(rt.spawn(async { tokio::task::block_in_place(|| bridge::run(async { 2 })) }))
             .unwrap();
         assert_eq!(v.unwrap(), 2);
         // A `spawn_blocking` thread of the worker loop's runtime.
@@ -428,9 +438,15 @@ fn run_works_where_tokio_allows_blocking() {
 /// `h` that this thread (or a thread blocked on it) stops, is refused.
 fn refused_everywhere(h: &bridge::LoopHandle, ctx_name: &str) {
     let direct = h.block_on(async { 1 });
-    assert!(matches!(direct, Err(Error::WouldDeadlock)), "{ctx_name} block_on: {direct:?}");
+    assert!(
+        matches!(direct, Err(Error::WouldDeadlock)),
+        "{ctx_name} block_on: {direct:?}"
+    );
     let waited = h.spawn(std::future::pending::<()>()).wait();
-    assert!(matches!(waited, Err(Error::WouldDeadlock)), "{ctx_name} wait: {waited:?}");
+    assert!(
+        matches!(waited, Err(Error::WouldDeadlock)),
+        "{ctx_name} wait: {waited:?}"
+    );
     let pending = h.spawn(std::future::pending::<()>());
     assert!(
         !pending.wait_timeout(std::time::Duration::from_secs(60)),
@@ -457,8 +473,7 @@ fn would_deadlock_through_every_nesting_and_hand_off() {
                 // Handed to the worker loop while this thread blocks: the
                 // worker must not wait on the loop this thread stops.
                 bridge::call_blocking(async { refused_everywhere(&h, "call_blocking") });
-                bridge::block_on_safe(async { refused_everywhere(&h, "block_on_safe") })
-                    .unwrap();
+                bridge::block_on_safe(async { refused_everywhere(&h, "block_on_safe") }).unwrap();
                 bridge::call_blocking(async {
                     bridge::call_blocking(async { refused_everywhere(&h, "nested call_blocking") })
                 });
@@ -466,7 +481,10 @@ fn would_deadlock_through_every_nesting_and_hand_off() {
             .unwrap();
         // Elsewhere the same waits complete.
         assert_eq!(h.block_on(async { 7 }).unwrap(), 7);
-        assert_eq!(bridge::call_blocking(async { h.block_on(async { 8 }) }).unwrap(), 8);
+        assert_eq!(
+            bridge::call_blocking(async { h.block_on(async { 8 }) }).unwrap(),
+            8
+        );
     });
 }
 
