@@ -415,10 +415,9 @@ fn could_be_tokios_thread() -> bool {
 /// A tokio runtime runs here when one of its schedulers does, or when
 /// something polls under tokio's cooperative budget in a runtime context (a
 /// multi-thread runtime's `block_on`, a `LocalSet` inside it). A
-/// `spawn_blocking` closure and the inside of `block_in_place` run in a
-/// task without a budget: no loop runs there, and tokio's own `block_on`
-/// works there too. A runtime context outside any task (`Runtime::enter`)
-/// cannot be told from a `block_on` and counts as a loop.
+/// `spawn_blocking` closure, the inside of `block_in_place` and a
+/// `Runtime::enter` scope run without a budget: no loop runs there, and
+/// tokio's own `block_on` works there too.
 pub(crate) fn in_any_loop() -> bool {
     let ours = CONTEXT
         .try_with(|c| {
@@ -436,11 +435,12 @@ fn in_tokio_loop() -> bool {
         return true;
     }
     match tokio::runtime::Handle::try_current() {
-        // Tasks that run without a budget are blocking tasks
-        // (`spawn_blocking`) or inside `block_in_place`: no loop there. A
-        // runtime context outside any task (`Runtime::enter`, the inline path
-        // of `block_on_safe`) counts as one, as it always did.
-        Ok(_) => tokio::task::try_id().is_none() || under_budget(),
+        // Without tokio's budget nothing is being polled for a runtime:
+        // a blocking task (`spawn_blocking`), the inside of `block_in_place`,
+        // a `Runtime::enter` scope. The worker loop's context outside any
+        // task is the inline path of `block_on_safe`, which runs a future
+        // here: that counts as a loop.
+        Ok(h) => under_budget() || (tokio::task::try_id().is_none() && is_worker_runtime(&h)),
         // A tokio context whose thread-local is already destroyed (a late
         // thread-local destructor) counts as a loop: no runtime can be driven
         // on this thread any more, so work must be handed to the worker loop.
@@ -597,8 +597,20 @@ impl fmt::Debug for ForeignGuard {
 
 static LOOPS: Mutex<Vec<Arc<LoopShared>>> = Mutex::new(Vec::new());
 
+/// The tokio runtime of the worker loop, once started (in a forked child,
+/// the child's own).
+static WORKER_RUNTIME: Mutex<Option<tokio::runtime::Id>> = Mutex::new(None);
+
 pub(crate) fn register(shared: Arc<LoopShared>) {
+    if shared.kind == Kind::Worker {
+        *WORKER_RUNTIME.lock() = Some(shared.tokio.id());
+    }
     LOOPS.lock().push(shared);
+}
+
+/// Whether `h` is the worker loop's runtime (never starts it).
+fn is_worker_runtime(h: &tokio::runtime::Handle) -> bool {
+    *WORKER_RUNTIME.lock() == Some(h.id())
 }
 
 pub(crate) fn unregister(id: LoopId) {

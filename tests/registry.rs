@@ -421,6 +421,11 @@ fn run_works_where_tokio_allows_blocking() {
                 .unwrap()
         });
         assert_eq!(v.unwrap(), 3);
+        // Under `Runtime::enter`.
+        {
+            let _entered = rt.enter();
+            assert_eq!(bridge::run(async { 6 }).unwrap(), 6);
+        }
         // Where a loop does run, it is still refused (never a panic).
         let v = rt.block_on(async { bridge::run(async { 4 }) });
         assert!(matches!(v, Err(Error::NestedLoop)), "{v:?}");
