@@ -684,3 +684,19 @@ fn nested_blocking_calls_past_tokios_thread_cap_never_stop_the_worker() {
 fn bounded_for_cap(f: impl FnOnce() + Send + 'static) {
     common::bounded_for("nested_cap", std::time::Duration::from_secs(120), f)
 }
+
+#[test]
+fn would_deadlock_between_two_loops_blocking_on_each_other() {
+    bounded("would_deadlock_two_loops", || {
+        let a = bridge::Loop::builder().name("a").build().unwrap();
+        let b = bridge::Loop::builder().name("b").build().unwrap();
+        let (ha, hb) = (a.handle(), b.handle());
+        // A's thread blocks on B's work, which blocks on A's work.
+        let r = a
+            .handle()
+            .block_on(async move { hb.block_on(async move { ha.block_on(async { 1 }) }) })
+            .unwrap()
+            .unwrap();
+        assert!(matches!(r, Err(Error::WouldDeadlock)), "{r:?}");
+    });
+}
