@@ -19,6 +19,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::thread::ThreadId;
 
+use crossbeam_utils::atomic::AtomicCell;
+
 use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::sync::plain::{Arc, AtomicU64, Mutex, Ordering};
 
@@ -383,7 +385,12 @@ pub(crate) fn scheduler() -> Scheduler {
         return Scheduler::CurrentThread;
     }
     match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+        // Every worker of the worker loop's runtime is marked (above): its
+        // handle entered elsewhere is a context, not its scheduler.
+        Ok(h)
+            if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                && !is_worker_runtime(&h) =>
+        {
             Scheduler::MultiThread { ours: false }
         }
         _ => Scheduler::CurrentThread,
@@ -598,19 +605,19 @@ impl fmt::Debug for ForeignGuard {
 static LOOPS: Mutex<Vec<Arc<LoopShared>>> = Mutex::new(Vec::new());
 
 /// The tokio runtime of the worker loop, once started (in a forked child,
-/// the child's own).
-static WORKER_RUNTIME: Mutex<Option<tokio::runtime::Id>> = Mutex::new(None);
+/// the child's own). A lone word, read lock-free.
+static WORKER_RUNTIME: AtomicCell<Option<tokio::runtime::Id>> = AtomicCell::new(None);
 
 pub(crate) fn register(shared: Arc<LoopShared>) {
     if shared.kind == Kind::Worker {
-        *WORKER_RUNTIME.lock() = Some(shared.tokio.id());
+        WORKER_RUNTIME.store(Some(shared.tokio.id()));
     }
     LOOPS.lock().push(shared);
 }
 
 /// Whether `h` is the worker loop's runtime (never starts it).
 fn is_worker_runtime(h: &tokio::runtime::Handle) -> bool {
-    *WORKER_RUNTIME.lock() == Some(h.id())
+    WORKER_RUNTIME.load() == Some(h.id())
 }
 
 pub(crate) fn unregister(id: LoopId) {

@@ -601,6 +601,19 @@ fn a_current_thread_task_that_entered_a_multi_thread_runtime_blocks_without_a_pa
         })
         .unwrap();
         assert_eq!(v, 4);
+        // On this named thread: a current-thread task inside the worker
+        // loop's context (whose workers are all known to the crate).
+        let worker = bridge::worker_loop();
+        let v = common::current_rt()
+            .block_on(async move {
+                tokio::spawn(async move {
+                    let _entered = worker.tokio_handle().enter();
+                    bridge::call_blocking(async { 5 })
+                })
+                .await
+            })
+            .unwrap();
+        assert_eq!(v, 5);
         drop(mt);
     });
 }
