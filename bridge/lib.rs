@@ -23,6 +23,15 @@
 //! assert_eq!(bridge::call_blocking(async { fetch() + 1 }), 8);
 //! ```
 //!
+//! ## Which entry point do I call?
+//!
+//! | who calls | call | where the work runs | a panic in it becomes |
+//! |---|---|---|---|
+//! | sync code that needs one result: `main`, a script, a test, code that may or may not be inside a loop | [`block_on_safe(fut)`](block_on_safe) | right here when no loop runs on this thread (no thread hop); else on the worker loop | `Err(Panicked)` |
+//! | sync code calling an async API: a web handler, the blocking twin of a library | [`call_blocking(fut)`](call_blocking) | always on the [worker loop](worker_loop), whose timers, sockets and pools outlive the call | a panic resumed in the caller |
+//! | any thread submitting to a particular loop (a GUI loop, a per-resource loop) | [`LoopHandle::spawn(fut)`](LoopHandle::spawn) (= [`run_coroutine_threadsafe`]) | that loop's thread; you get a [`ConcurrentFuture`] to `wait` or `.await` | `Err(Panicked)` from `wait` / `.await` |
+//! | async code calling blocking code (a sync driver, file I/O, CPU work) | [`run_in_executor(exec, f)`](run_in_executor) | a thread of an [`Executor`] (the default one for `None`) | `Err(Panicked)` from `wait` / `.await` |
+//!
 //! ## Guarantees
 //!
 //! * **No nesting panics.** [`run`] returns [`Error::NestedLoop`] inside a
@@ -61,6 +70,26 @@
 //! [`loops`] gives each loop's counters (tasks spawned, completed, cancelled,
 //! panicked) and lag, and `Display`s as a health line. With debug mode off
 //! nothing is timed and nothing extra is allocated.
+//!
+//! ## After `fork()`
+//!
+//! The child of a `fork()` has only the thread that called it. There:
+//!
+//! * **Starts afresh**: the worker loop (so [`call_blocking`], hand-offs and
+//!   [`worker_loop`]), the default executor and the debug watchdog, on first
+//!   use. [`run`], and loops and executors made in the child, work as usual.
+//! * **Closed**: a [`Loop`] or [`Executor`] made before the fork, and a
+//!   [`LoopHandle`] to one (also one from `worker_loop()` taken before the
+//!   fork: call it again). Submitting gives [`Error::LoopClosed`]; dropping
+//!   returns at once; [`loops`] does not list it. Waiting on or awaiting
+//!   work that was pending at the fork gives `LoopClosed` (its done-callbacks
+//!   never run); work finished before the fork keeps its value.
+//! * **Not safe**: forking while another thread is inside a call of this
+//!   crate (a lock that thread holds stays held in the child), as with most
+//!   multi-threaded libraries. Fork from a quiet point, or start processes
+//!   with spawn (Python: `multiprocessing.set_start_method("spawn")`).
+//!   Tokio runtimes of your own made before the fork are not usable in the
+//!   child either.
 
 #![warn(missing_docs)]
 
@@ -96,6 +125,11 @@ pub use registry::{
     RunningLoop,
 };
 pub use worker::{try_worker_loop, worker_loop};
+
+#[cfg(feature = "macros")]
+#[doc(inline)]
+#[doc = include_str!("blocking.md")]
+pub use bridge_macros::blocking;
 
 #[cfg(bridge_loom)]
 #[doc(hidden)]

@@ -50,14 +50,18 @@ use std::time::Instant;
 use crate::debug::Origin;
 use crate::error::{Error, PanicError};
 use crate::park;
+use crate::sync::UnsafeCell;
 
 /// The caller's half: the borrowed future and the slot for its outcome, in
 /// the caller's stack frame.
 struct Frame<F: Future> {
-    /// Dropped in place by the task, exactly once ([`Run::finish`] or
+    /// Dropped in place by the task, exactly once ([`Run::poll_frame`] or
     /// [`Run::abandon`]); never moved after the task is spawned.
     fut: ManuallyDrop<F>,
-    out: Option<F::Output>,
+    /// Written by the task (on the loop's thread) once, read by the caller
+    /// once the task is over: a (loom-checked) cell, so the models see any
+    /// read that could race the write.
+    out: UnsafeCell<Option<F::Output>>,
     started: bool,
 }
 
@@ -93,7 +97,7 @@ where
             Ok(()) => outcome,
             Err(e) => Err(e),
         };
-        self.out = Some(outcome);
+        self.store(outcome);
         Poll::Ready(())
     }
 
@@ -107,11 +111,24 @@ where
             Ok(()) => Err(why),
             Err(e) => Err(e),
         };
-        self.out = Some(outcome);
+        self.store(outcome);
     }
 }
 
 impl<F: Future> Frame<F> {
+    fn store(&mut self, outcome: F::Output) {
+        // SAFETY: only the task writes, once, while the caller waits and does
+        // not read (it reads after the task is over: `take`).
+        self.out.with_mut(|slot| unsafe { *slot = Some(outcome) });
+    }
+
+    /// The outcome, once the task is over.
+    fn take(&mut self) -> Option<F::Output> {
+        // SAFETY: the task is over (its join resolved, which happens-after its
+        // last access), so this thread is the only one touching the frame.
+        self.out.with_mut(|slot| unsafe { (*slot).take() })
+    }
+
     /// Drops the future in place, catching a panic of its `Drop`.
     fn drop_future(&mut self) -> Result<(), Error> {
         // SAFETY: called once per frame (the task's `live` flag guards both
@@ -123,8 +140,9 @@ impl<F: Future> Frame<F> {
     }
 }
 
-/// The tokio task: a pointer to the caller's frame, its lifetime erased.
-struct ScopedTask {
+/// The task: a pointer to the caller's frame, its lifetime erased. Polled
+/// and dropped by one thread at a time (a runtime's guarantee for a task).
+pub(crate) struct ScopedTask {
     frame: NonNull<dyn Run + Send>,
     /// Whether the frame's future is still alive (not yet finished or
     /// abandoned). Lives in the task, not the frame: read after the frame
@@ -165,36 +183,43 @@ impl Drop for ScopedTask {
     }
 }
 
+/// Where a [`ScopedTask`] runs, and how its caller waits for it: a tokio
+/// runtime ([`Tokio`]), or under `bridge_loom` the models' stand-in.
+pub(crate) trait Spawner {
+    /// Resolves once the task is over: polled to `Ready`, or dropped.
+    type Join;
+    /// Hands the task over. It must be polled or dropped eventually.
+    fn spawn(&self, task: ScopedTask) -> Self::Join;
+    /// Blocks until the task is over (`true`) or `deadline` passes (`false`).
+    fn wait(&self, join: &mut Self::Join, deadline: Option<Instant>) -> bool;
+    /// Asks for the task to be dropped at its next scheduling point.
+    fn abort(&self, join: &Self::Join);
+}
+
 /// Waits, on every exit path, until the task is over. Its `Drop` covers the
 /// paths where the caller would otherwise leave early (a deadline, an unwind).
-struct Finish {
-    join: tokio::task::JoinHandle<()>,
-    caller: &'static Location<'static>,
+struct Finish<'s, S: Spawner> {
+    spawner: &'s S,
+    join: S::Join,
     done: bool,
 }
 
-impl Finish {
+impl<S: Spawner> Finish<'_, S> {
     /// Blocks until the task is over (or `deadline`); returns whether it is.
-    fn wait(&mut self, target: Option<&Origin>, deadline: Option<Instant>) -> bool {
-        let join = &mut self.join;
-        // `unconstrained`: inside a runtime, tokio's task budget would otherwise
-        // make the join handle return `Pending` forever to a thread that blocks.
-        let done = crate::worker::blocking_region_for(self.caller, target, || {
-            park::block_on_until(tokio::task::unconstrained(join), deadline)
-        });
-        self.done = done.is_some();
+    fn wait(&mut self, deadline: Option<Instant>) -> bool {
+        self.done = self.spawner.wait(&mut self.join, deadline);
         self.done
     }
 
     /// Stops the task (it drops the future at its next scheduling point) and
     /// waits until it is over.
     fn abort_and_wait(&mut self) {
-        self.join.abort();
-        self.wait(None, None);
+        self.spawner.abort(&self.join);
+        self.wait(None);
     }
 }
 
-impl Drop for Finish {
+impl<S: Spawner> Drop for Finish<'_, S> {
     fn drop(&mut self) {
         if !self.done {
             self.abort_and_wait();
@@ -202,27 +227,25 @@ impl Drop for Finish {
     }
 }
 
-/// Runs `fut` on `runtime` and blocks this thread until it has finished and
-/// been dropped there, or until `deadline`, when it is cancelled (and
-/// dropped there) first: then `Err(Timeout)`, unless it finished in the
-/// meantime.
+/// Runs `fut` with `spawner` and blocks this thread until it has finished
+/// and been dropped, or until `deadline`, when it is cancelled (and dropped)
+/// first: then `Err(Timeout)`, unless it finished in the meantime.
 ///
 /// `fut` may borrow from the caller: see the module docs for why that is
-/// sound. `target` names the work in debug reports of the wait.
-pub(crate) fn block_on<'a, T, F>(
-    runtime: &tokio::runtime::Handle,
+/// sound.
+pub(crate) fn block_on_with<'a, T, F, S>(
+    spawner: &S,
     fut: F,
-    caller: &'static Location<'static>,
-    target: Option<&Origin>,
     deadline: Option<Instant>,
 ) -> Result<T, Error>
 where
     F: Future<Output = Result<T, Error>> + Send + 'a,
     T: Send + 'a,
+    S: Spawner,
 {
     let mut frame = Frame {
         fut: ManuallyDrop::new(fut),
-        out: None,
+        out: UnsafeCell::new(None),
         started: false,
     };
     let erased: NonNull<dyn Run + Send + 'a> = NonNull::from(&mut frame);
@@ -236,20 +259,71 @@ where
         live: true,
     };
     let mut finish = Finish {
-        join: runtime.spawn(task),
-        caller,
+        spawner,
+        join: spawner.spawn(task),
         done: false,
     };
-    let timed_out = !finish.wait(target, deadline);
+    let timed_out = !finish.wait(deadline);
     if timed_out {
         finish.abort_and_wait();
     }
     drop(finish);
     // The task is over: it stored an outcome before finishing or when dropped.
-    match frame.out.take() {
+    match frame.take() {
         Some(Err(Error::Cancelled | Error::LoopClosed)) if timed_out => Err(Error::Timeout),
         Some(outcome) => outcome,
         // Unreachable by the rule above; say so rather than pretend.
         None => Err(Error::Cancelled),
     }
+}
+
+/// A tokio runtime as a [`Spawner`]: the caller waits on the join handle
+/// with the crate's waiting strategy, inside a blocking region (so a wait on
+/// the worker loop's own thread first moves its core away).
+pub(crate) struct Tokio<'a> {
+    pub(crate) runtime: &'a tokio::runtime::Handle,
+    pub(crate) caller: &'static Location<'static>,
+    /// Names the work in debug reports of the wait.
+    pub(crate) target: Option<&'a Origin>,
+}
+
+impl Spawner for Tokio<'_> {
+    type Join = tokio::task::JoinHandle<()>;
+
+    fn spawn(&self, task: ScopedTask) -> Self::Join {
+        self.runtime.spawn(task)
+    }
+
+    fn wait(&self, join: &mut Self::Join, deadline: Option<Instant>) -> bool {
+        // `unconstrained`: inside a runtime, tokio's task budget would otherwise
+        // make the join handle return `Pending` forever to a thread that blocks.
+        crate::worker::blocking_region_for(self.caller, self.target, || {
+            park::block_on_until(tokio::task::unconstrained(join), deadline)
+        })
+        .is_some()
+    }
+
+    fn abort(&self, join: &Self::Join) {
+        join.abort();
+    }
+}
+
+/// [`block_on_with`] on a tokio runtime.
+pub(crate) fn block_on<'a, T, F>(
+    runtime: &tokio::runtime::Handle,
+    fut: F,
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+    deadline: Option<Instant>,
+) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>> + Send + 'a,
+    T: Send + 'a,
+{
+    let spawner = Tokio {
+        runtime,
+        caller,
+        target,
+    };
+    block_on_with(&spawner, fut, deadline)
 }

@@ -283,3 +283,36 @@ fn a_loop_closing_under_a_borrowing_block_on_resolves_it() {
         ));
     });
 }
+
+#[test]
+fn a_caller_that_is_unwinding_can_still_borrow() {
+    /// Flushes its buffer through the async client when dropped, also while
+    /// its thread unwinds from a panic.
+    struct Flusher<'a> {
+        buf: Vec<u8>,
+        flushed: &'a AtomicUsize,
+    }
+    impl Drop for Flusher<'_> {
+        fn drop(&mut self) {
+            let buf = &mut self.buf;
+            let n = bridge::call_blocking(async {
+                tokio::task::yield_now().await;
+                buf.push(b'!');
+                buf.len()
+            });
+            self.flushed.store(n, Ordering::SeqCst);
+        }
+    }
+    common::bounded("unwinding-caller", || {
+        let flushed = AtomicUsize::new(0);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _f = Flusher {
+                buf: b"abc".to_vec(),
+                flushed: &flushed,
+            };
+            panic!("the caller's own code panics");
+        }));
+        assert!(r.is_err());
+        assert_eq!(flushed.load(Ordering::SeqCst), 4);
+    });
+}
