@@ -290,7 +290,7 @@ fn blocked_here() -> Option<(Blocked, Duration)> {
         Marked::Foreign(name) => Some((Blocked::Foreign(name), DEFAULT_SLOW_POLL)),
         Marked::Nothing => match registry::scheduler() {
             // A multi-thread runtime's core moves away first (`blocking_region`).
-            Scheduler::MultiThread { .. } => None,
+            Scheduler::MultiThread { .. } | Scheduler::MultiThreadAway => None,
             Scheduler::CurrentThread => Some((Blocked::Tokio, DEFAULT_SLOW_POLL)),
             // No tokio scheduler here (a `spawn_blocking` thread, under
             // `Runtime::enter`): only `futures::executor::block_on` may be.

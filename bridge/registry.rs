@@ -340,6 +340,11 @@ pub(crate) enum Scheduler {
     /// A multi-thread runtime's worker is polling a task here; `ours` when
     /// it is the worker loop's. `block_in_place` moves its core away first.
     MultiThread { ours: bool },
+    /// A worker of a multi-thread runtime the user built, polling a task
+    /// that entered another runtime's context: its core cannot be moved
+    /// safely (see [`scheduler`]), so blocking stalls this one worker while
+    /// the runtime's others go on.
+    MultiThreadAway,
     /// A current-thread scheduler: a current-thread runtime's `block_on` or
     /// one of its tasks (a `LocalSet` on it included). Blocking here stops
     /// it, and `block_in_place` would panic.
@@ -352,28 +357,28 @@ pub(crate) enum Scheduler {
 /// * `tokio::runtime::worker_index()` is `None` outside any scheduler.
 /// * A scheduler polling something that is not a task is a current-thread
 ///   runtime's `block_on` (a multi-thread runtime's workers poll only tasks).
+/// * The worker loop's threads are marked when they start, and a
+///   [`Loop`](crate::Loop) or [`run`](crate::run) loop by our guards.
 /// * Index 1 and up: a multi-thread runtime's worker.
 /// * Index 0 is either a current-thread scheduler or a multi-thread
-///   runtime's first worker. The thread itself tells them apart where it
-///   can: a [`Loop`](crate::Loop) or [`run`](crate::run) loop is marked by
-///   our guards; the worker loop's threads are marked when they start; the
-///   main thread and unnamed threads are never tokio's (tokio names every
-///   thread it starts). Otherwise the ambient handle's flavour decides,
-///   which `Handle::enter` can mislead in one case only: a task of a
-///   current-thread runtime the user built, on a named thread, inside
-///   `Handle::enter` of a multi-thread runtime (tokio's public API cannot
-///   tell that from a worker of that runtime).
+///   runtime's first worker. The main thread and unnamed threads are never
+///   tokio's (tokio names every thread it starts); otherwise the ambient
+///   handle's flavour decides. `Handle::enter` can mislead that in one case
+///   only: a task of a current-thread runtime the user built, on a named
+///   thread, inside `Handle::enter` of a multi-thread runtime (tokio's public
+///   API cannot tell that from a worker of that runtime).
+///
+/// tokio moves a core to a thread of the *ambient* runtime's blocking pool.
+/// Under another runtime's context a worker's core would end up on that
+/// runtime's threads (and keep its shutdown waiting), so a worker of a
+/// runtime the user built that runs under a context not its own blocks in
+/// place ([`Scheduler::MultiThreadAway`]); the worker loop's core is moved
+/// within its own runtime (see `worker::blocking_region_for`).
 pub(crate) fn scheduler() -> Scheduler {
     let Some(index) = tokio::runtime::worker_index() else {
         return Scheduler::Nothing;
     };
-    if tokio::task::try_id().is_none() {
-        return Scheduler::CurrentThread;
-    }
-    if index > 0 {
-        return Scheduler::MultiThread { ours: false };
-    }
-    if in_current_thread_bridge_loop() {
+    if tokio::task::try_id().is_none() || in_current_thread_bridge_loop() {
         return Scheduler::CurrentThread;
     }
     if is_worker_thread() {
@@ -381,19 +386,16 @@ pub(crate) fn scheduler() -> Scheduler {
         // runtime's context inside worker-loop work.
         return Scheduler::MultiThread { ours: true };
     }
-    if !could_be_tokios_thread() {
-        return Scheduler::CurrentThread;
-    }
-    match tokio::runtime::Handle::try_current() {
-        // Every worker of the worker loop's runtime is marked (above): its
-        // handle entered elsewhere is a context, not its scheduler.
-        Ok(h)
-            if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-                && !is_worker_runtime(&h) =>
-        {
-            Scheduler::MultiThread { ours: false }
-        }
-        _ => Scheduler::CurrentThread,
+    // Every worker of the worker loop's runtime is marked (above): its
+    // handle entered elsewhere is a context, not this thread's scheduler.
+    let own_context = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+        h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread && !is_worker_runtime(&h)
+    });
+    match (index, own_context) {
+        (0, _) if !could_be_tokios_thread() => Scheduler::CurrentThread,
+        (_, true) => Scheduler::MultiThread { ours: false },
+        (0, false) => Scheduler::CurrentThread,
+        (_, false) => Scheduler::MultiThreadAway,
     }
 }
 

@@ -291,7 +291,9 @@ pub(crate) fn blocking_region_for<R>(
             let _away = crate::debug::core_away();
             tokio::task::block_in_place(f)
         }
-        registry::Scheduler::CurrentThread | registry::Scheduler::Nothing => f(),
+        registry::Scheduler::MultiThreadAway
+        | registry::Scheduler::CurrentThread
+        | registry::Scheduler::Nothing => f(),
     }
 }
 

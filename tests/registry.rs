@@ -713,3 +713,27 @@ fn would_deadlock_between_two_loops_blocking_on_each_other() {
         assert!(matches!(r, Err(Error::WouldDeadlock)), "{r:?}");
     });
 }
+
+/// tokio moves a core to the ambient runtime's blocking pool: a worker of a
+/// runtime the user built, blocking under another runtime's context, must
+/// not leave its core on that runtime's threads (its shutdown would wait
+/// for them forever).
+#[test]
+fn a_multi_thread_task_under_another_context_keeps_its_core_home() {
+    bounded("mt_under_ct_context", || {
+        let mt = common::multi_rt();
+        for i in 0..8u32 {
+            let ct = common::current_rt();
+            let ch = ct.handle().clone();
+            let v = mt
+                .block_on(mt.spawn(async move {
+                    let _entered = ch.enter();
+                    bridge::call_blocking(async move { i })
+                }))
+                .unwrap();
+            assert_eq!(v, i);
+            drop(ct); // returns: none of its threads runs `mt`'s core
+        }
+        drop(mt);
+    });
+}
