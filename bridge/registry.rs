@@ -366,7 +366,12 @@ pub(crate) enum Scheduler {
 ///   handle's flavour decides. `Handle::enter` can mislead that in one case
 ///   only: a task of a current-thread runtime the user built, on a named
 ///   thread, inside `Handle::enter` of a multi-thread runtime (tokio's public
-///   API cannot tell that from a worker of that runtime).
+///   API cannot tell that from a worker of that runtime). Likewise a task of
+///   a current-thread runtime started inside `spawn_blocking` on the worker
+///   loop's runtime (its thread is marked) is taken for the worker loop:
+///   reading the mark, not the ambient handle, is what keeps a library that
+///   enters another runtime's context inside worker-loop work from stalling
+///   the worker loop, which matters more.
 ///
 /// tokio moves a core to a thread of the *ambient* runtime's blocking pool.
 /// Under another runtime's context a worker's core would end up on that

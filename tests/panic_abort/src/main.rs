@@ -184,7 +184,22 @@ fn main() {
     );
     drop(ct);
 
-    // 5. A multi-thread runtime's task and a LocalSet on its block_on.
+    // 5. A multi-thread runtime's task (also under a current-thread
+    //    runtime's context) and a LocalSet on its block_on.
+    let ct = current_rt();
+    let ch = ct.handle().clone();
+    case(
+        "call_blocking in a multi-thread task under a current-thread handle",
+        || {
+            mt.block_on(mt.spawn(async move {
+                let _entered = ch.enter();
+                bridge::call_blocking(async { 12 })
+            }))
+            .unwrap()
+        },
+        12,
+    );
+    drop(ct);
     case(
         "call_blocking in a multi-thread task",
         || {
