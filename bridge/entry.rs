@@ -5,13 +5,12 @@ use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::time::{Duration, Instant};
 
-use crate::debug::{DebugConfig, DEFAULT_SLOW_POLL};
+use crate::context;
 use crate::error::{Error, PanicError};
-use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::future::ConcurrentFuture;
 use crate::park;
-use crate::registry::{self, LoopId, Marked};
-use crate::task::Guarded;
+use crate::report::{DebugConfig, DEFAULT_SLOW_POLL};
+use crate::shared::LoopHandle;
 use crate::worker;
 
 /// Python's `asyncio.run`: runs `fut` to completion on a fresh loop on this
@@ -39,45 +38,7 @@ use crate::worker;
 #[track_caller]
 pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
     let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
-    run_here(None, debug, Location::caller(), fut)
-}
-
-/// [`run`] with a loop's settings (from [`LoopBuilder::run`](crate::LoopBuilder::run)):
-/// `name` names the loop (default: this thread's name, else `bridge-run`),
-/// `debug` its debug mode, `location` the call site named in debug reports.
-pub(crate) fn run_here<F: Future>(
-    name: Option<String>,
-    debug: DebugConfig,
-    location: &'static Location<'static>,
-    fut: F,
-) -> Result<F::Output, Error> {
-    if registry::in_any_loop() {
-        return Err(Error::NestedLoop);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let id = LoopId(registry::next_id());
-    let name: std::sync::Arc<str> = match name {
-        Some(name) => name.into(),
-        None => std::thread::current().name().unwrap_or("bridge-run").into(),
-    };
-    let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
-    let origin = debug.enabled().then(|| crate::debug::Origin {
-        location,
-        loop_name: shared.name.clone(),
-    });
-    registry::register(shared.clone());
-    let ctx = registry::enter(
-        Marked::Bridge(LoopHandle::from_shared(shared.clone())),
-        id.0,
-    );
-    let out = rt.block_on(Guarded::new(fut, origin, debug.slow_poll()));
-    shared.close();
-    // Cancels every task left on the loop; their destructors run here.
-    drop(rt);
-    drop(ctx);
-    out
+    crate::event_loop::run_here(None, debug, Location::caller(), fut)
 }
 
 /// Runs `fut` to completion from sync code, anywhere, without panicking or
@@ -134,7 +95,7 @@ where
     F::Output: Send,
 {
     let caller = Location::caller();
-    if registry::in_any_loop() {
+    if context::in_any_loop() {
         return worker::handoff(fut, caller, None);
     }
     block_inline(fut, caller)
@@ -146,7 +107,7 @@ fn block_inline<F: Future>(fut: F, caller: &'static Location<'static>) -> Result
     let worker = worker::worker_shared()?;
     let _context = worker.tokio.enter();
     // Debug mode watches inline waits for hangs too.
-    let _watch = crate::debug::watch_wait(caller, None);
+    let _watch = crate::watchdog::watch_wait(caller, None);
     catch(|| park::block_on(fut))
 }
 

@@ -16,125 +16,16 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::thread::ThreadId;
 use std::time::Duration;
 
-use crate::debug::{DebugConfig, Origin};
+use crate::context::{self, Marked};
 use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
-use crate::registry::{self, LoopId, Marked};
-use crate::stats::LoopStats;
-use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering, Weak};
+use crate::live;
+use crate::report::{DebugConfig, Origin};
+use crate::shared::{self, Kind, LoopHandle, LoopId, LoopShared};
+use crate::sync::plain::{Arc, OnceLock, Weak};
 use crate::task::{Guarded, Task};
-
-/// Which kind of bridge loop a handle points to.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Kind {
-    /// A [`Loop`]: one thread, its own.
-    Owned,
-    /// A loop made by [`run`](crate::run) on the calling thread.
-    Run,
-    /// The shared worker loop: a one-core multi-thread runtime whose core
-    /// moves away from a thread that blocks.
-    Worker,
-}
-
-/// State shared by a loop's thread and every handle to it.
-pub(crate) struct LoopShared {
-    pub(crate) name: Arc<str>,
-    pub(crate) id: LoopId,
-    pub(crate) kind: Kind,
-    pub(crate) tokio: tokio::runtime::Handle,
-    pub(crate) debug: DebugConfig,
-    /// Counters and lag for [`LoopInfo`](crate::LoopInfo).
-    pub(crate) stats: Arc<LoopStats>,
-    closed: AtomicBool,
-    /// The thread driving the loop now, and its `registry::thread_no` (a
-    /// cheap check that spares the lock when the driver has not changed).
-    thread: Mutex<ThreadId>,
-    driver_no: AtomicU64,
-    /// Tells an owned loop's thread to stop.
-    stop: tokio::sync::Notify,
-    /// The process generation it was made in ([`crate::fork`]): in a forked
-    /// child its thread is gone, and the loop counts as closed.
-    generation: u64,
-}
-
-impl LoopShared {
-    pub(crate) fn new(
-        name: Arc<str>,
-        id: LoopId,
-        kind: Kind,
-        tokio: tokio::runtime::Handle,
-        debug: DebugConfig,
-    ) -> Arc<Self> {
-        let shared = Arc::new(LoopShared {
-            name,
-            id,
-            kind,
-            tokio,
-            debug,
-            stats: LoopStats::new(),
-            closed: AtomicBool::new(false),
-            thread: Mutex::new(std::thread::current().id()),
-            driver_no: AtomicU64::new(registry::thread_no()),
-            stop: tokio::sync::Notify::new(),
-            generation: crate::fork::watch(),
-        });
-        if debug.enabled() {
-            crate::stats::start_lag_probe(&shared);
-        }
-        shared
-    }
-
-    pub(crate) fn thread_id(&self) -> ThreadId {
-        *self.thread.lock()
-    }
-
-    /// Records the calling thread as the one driving the loop now: called
-    /// where the worker loop's core may have moved (its park hooks, and each
-    /// poll of a task spawned on it).
-    pub(crate) fn note_driver(&self) {
-        let me = registry::thread_no();
-        // ORDERING: Relaxed: a hint that skips the lock; the `ThreadId` itself
-        // is read and written under the lock.
-        if self.driver_no.load(Ordering::Relaxed) != me {
-            self.driver_no.store(me, Ordering::Relaxed);
-            *self.thread.lock() = std::thread::current().id();
-        }
-    }
-
-    /// Marks the loop closed (no new work) and wakes its thread to stop.
-    pub(crate) fn close(&self) {
-        // ORDERING: SeqCst is not needed for a flag read by `spawn`; Release
-        // pairs with the Acquire in `is_closed` (a late spawn is still caught by
-        // tokio refusing tasks on a shut-down runtime).
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            registry::unregister(self.id);
-            self.stop.notify_one();
-        }
-    }
-
-    /// Closed, closing, or lost to a fork (see [`Self::is_stale`]).
-    pub(crate) fn is_closed(&self) -> bool {
-        // ORDERING: Acquire pairs with the Release in `close`.
-        self.closed.load(Ordering::Acquire) || self.is_stale()
-    }
-
-    /// In a forked child, for a loop made before the fork: no thread drives
-    /// it here, so it takes no work and nothing may wait for that thread.
-    pub(crate) fn is_stale(&self) -> bool {
-        crate::fork::is_stale(self.generation)
-    }
-
-    /// The home id for futures of this loop: the one thread that must run them.
-    fn home(&self) -> u64 {
-        match self.kind {
-            Kind::Owned | Kind::Run => self.id.0,
-            Kind::Worker => 0,
-        }
-    }
-}
 
 /// Owns a bridge loop and the thread that drives it; dropping it closes the loop.
 ///
@@ -206,7 +97,7 @@ impl Loop {
         LoopBuilder {
             name: None,
             debug: None,
-            slow_poll_threshold: crate::debug::DEFAULT_SLOW_POLL,
+            slow_poll_threshold: crate::report::DEFAULT_SLOW_POLL,
             stack_size: None,
         }
     }
@@ -251,7 +142,7 @@ impl Drop for Loop {
                 std::mem::forget(thread);
             } else if thread.thread().id() != std::thread::current().id() {
                 // Joining blocks: off a multi-thread runtime's core first.
-                let _ = crate::worker::blocking_region(Location::caller(), || thread.join());
+                let _ = crate::wait::blocking_region(Location::caller(), || thread.join());
             }
         }
     }
@@ -359,7 +250,7 @@ impl LoopBuilder {
     #[track_caller]
     pub fn run<F: Future>(self, fut: F) -> Result<F::Output, Error> {
         let debug = DebugConfig::new(self.debug, self.slow_poll_threshold);
-        crate::entry::run_here(self.name, debug, Location::caller(), fut)
+        run_here(self.name, debug, Location::caller(), fut)
     }
 
     /// Starts the loop's thread and runtime.
@@ -375,7 +266,7 @@ impl LoopBuilder {
     /// assert_eq!(lp.handle().name(), "net");
     /// ```
     pub fn build(self) -> Result<Loop, Error> {
-        let id = LoopId(registry::next_id());
+        let id = LoopId(shared::next_id());
         let name: Arc<str> = self
             .name
             .unwrap_or_else(|| format!("bridge-loop-{}", id.0))
@@ -398,7 +289,7 @@ impl LoopBuilder {
                 .enable_all()
                 .on_thread_park(move || {
                     if let Some(shared) = on_park.get().and_then(Weak::upgrade) {
-                        crate::worker::spin_before_park(&shared.tokio);
+                        crate::park::spin_before_park(&shared.tokio);
                     }
                 })
                 .build()
@@ -409,8 +300,8 @@ impl LoopBuilder {
             let shared = LoopShared::new(name, id, Kind::Owned, rt.handle().clone(), debug);
             let _ = runtime_cell.set(Arc::downgrade(&shared));
             let handle = LoopHandle::from_shared(shared.clone());
-            let _ctx = registry::enter(Marked::Bridge(handle.clone()), id.0);
-            registry::register(shared.clone());
+            let _ctx = context::enter(Marked::Bridge(handle.clone()), id.0);
+            live::register(shared.clone());
             ready_tx.set_result(handle);
             rt.block_on(async {
                 while !shared.is_closed() {
@@ -429,32 +320,47 @@ impl LoopBuilder {
     }
 }
 
-/// A cheap, cloneable, `Send + Sync` reference to a bridge loop, for
-/// submitting work from any thread.
-///
-/// # Examples
-///
-/// ```
-/// let lp = bridge::Loop::new().unwrap();
-/// let h = lp.handle();
-/// let fut = h.spawn(async { 6 * 7 });
-/// assert_eq!(fut.wait().unwrap(), 42);
-/// h.call_soon_threadsafe(|| println!("on the loop")).unwrap();
-/// ```
-#[derive(Clone)]
-pub struct LoopHandle {
-    pub(crate) shared: Arc<LoopShared>,
+/// [`run`](crate::run) with a loop's settings (from [`LoopBuilder::run`]):
+/// `name` names the loop (default: this thread's name, else `bridge-run`),
+/// `debug` its debug mode, `location` the call site named in debug reports.
+pub(crate) fn run_here<F: Future>(
+    name: Option<String>,
+    debug: DebugConfig,
+    location: &'static Location<'static>,
+    fut: F,
+) -> Result<F::Output, Error> {
+    if context::in_any_loop() {
+        return Err(Error::NestedLoop);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let id = LoopId(shared::next_id());
+    let name: std::sync::Arc<str> = match name {
+        Some(name) => name.into(),
+        None => std::thread::current().name().unwrap_or("bridge-run").into(),
+    };
+    let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
+    let origin = debug.enabled().then(|| Origin {
+        location,
+        loop_name: shared.name.clone(),
+    });
+    live::register(shared.clone());
+    let ctx = context::enter(
+        Marked::Bridge(LoopHandle::from_shared(shared.clone())),
+        id.0,
+    );
+    let out = rt.block_on(Guarded::new(fut, origin, debug.slow_poll()));
+    shared.close();
+    // Cancels every task left on the loop; their destructors run here.
+    drop(rt);
+    drop(ctx);
+    out
 }
 
+/// Submitting work: the rest of `LoopHandle` (the type and its accessors
+/// are in [`shared`](crate::shared)).
 impl LoopHandle {
-    pub(crate) fn from_shared(shared: Arc<LoopShared>) -> Self {
-        LoopHandle { shared }
-    }
-
-    pub(crate) fn kind(&self) -> Kind {
-        self.shared.kind
-    }
-
     /// Runs `fut` on this loop; the returned future gives its outcome
     /// (same as [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe)).
     ///
@@ -490,7 +396,7 @@ impl LoopHandle {
         // The worker loop lives for the process: its counters are borrowed,
         // and each poll records the thread driving it (its core moves).
         let worker = match shared.kind {
-            Kind::Worker => crate::worker::worker_shared().ok(),
+            Kind::Worker => worker_shared(),
             Kind::Owned | Kind::Run => None,
         };
         let guarded = match worker {
@@ -559,7 +465,7 @@ impl LoopHandle {
     {
         let shared = &self.shared;
         let home = shared.home();
-        if registry::is_blocked_home(home) {
+        if context::is_blocked_home(home) {
             return Err(Error::WouldDeadlock);
         }
         if shared.is_closed() {
@@ -572,101 +478,26 @@ impl LoopHandle {
         });
         let target = origin.clone();
         // Refused at the limit of blocking calls inside worker-loop work.
-        let _slot = crate::worker::reserve_blocking(location)?;
+        let _slot = crate::wait::reserve_blocking(location)?;
         // A wait inside on a loop this thread stops is `WouldDeadlock`.
-        let fut = registry::on_behalf(fut);
+        let fut = context::on_behalf(fut);
         let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
         let guarded = match shared.kind {
-            Kind::Worker => match crate::worker::worker_shared() {
-                Ok(worker) => guarded.counted_static(&worker.stats).driven_by(worker),
-                Err(_) => guarded.counted(&shared.stats),
+            Kind::Worker => match worker_shared() {
+                Some(worker) => guarded.counted_static(&worker.stats).driven_by(worker),
+                None => guarded.counted(&shared.stats),
             },
             Kind::Owned | Kind::Run => guarded.counted(&shared.stats),
         };
         crate::scoped::block_on(&shared.tokio, guarded, location, target.as_ref(), None)
     }
-
-    /// The loop's name.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::builder().name("net").build().unwrap();
-    /// assert_eq!(lp.handle().name(), "net");
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// The loop's id.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// assert_eq!(lp.handle().id(), lp.handle().clone().id());
-    /// ```
-    pub fn id(&self) -> LoopId {
-        self.shared.id
-    }
-
-    /// Whether the loop is closed or closing (it takes no new work). In a
-    /// forked child, a loop made before the fork is closed: its thread
-    /// stayed in the parent.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let h = lp.handle();
-    /// assert!(!h.is_closed());
-    /// drop(lp);
-    /// assert!(h.is_closed());
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
-    }
-
-    /// The tokio runtime handle of the loop, for tokio APIs that want one.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let join = lp.handle().tokio_handle().spawn(async { 2 });
-    /// assert_eq!(lp.handle().block_on(join).unwrap().unwrap(), 2);
-    /// ```
-    pub fn tokio_handle(&self) -> &tokio::runtime::Handle {
-        &self.shared.tokio
-    }
-
-    /// Whether debug mode is on for this loop.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::builder().debug(false).build().unwrap();
-    /// assert!(!lp.handle().debug());
-    /// ```
-    pub fn debug(&self) -> bool {
-        self.shared.debug.enabled()
-    }
 }
 
-impl PartialEq for LoopHandle {
-    fn eq(&self, other: &Self) -> bool {
-        self.shared.id == other.shared.id
-    }
-}
-
-impl Eq for LoopHandle {}
-
-impl fmt::Debug for LoopHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopHandle")
-            .field("name", &self.name())
-            .field("id", &self.id())
-            .field("closed", &self.is_closed())
-            .finish()
+/// The worker loop's shared state, which lives for the process (started if
+/// needed; `None` if it cannot be).
+fn worker_shared() -> Option<&'static LoopShared> {
+    match context::worker() {
+        Some(Ok(worker)) => Some(&*worker.shared),
+        Some(Err(_)) | None => None,
     }
 }

@@ -47,7 +47,7 @@ use std::time::Duration;
 use crate::error::{Error, PanicError};
 use crate::future::{pair, ConcurrentFuture, DropOutcome, Promise};
 use crate::pool::{contain, Config, Job, Shared, ThreadName, MAX_THREADS};
-use crate::registry;
+use crate::shared;
 use crate::sync::plain::{Arc, Mutex, OnceLock};
 
 /// How long an idle pool thread waits for work before it exits, unless the
@@ -235,7 +235,7 @@ impl Executor {
             name: ThreadName::Exact(thread_name(name)),
             idle_timeout: None,
             stack_size: None,
-            home: registry::next_id(),
+            home: shared::next_id(),
         })
     }
 
@@ -340,7 +340,7 @@ impl Executor {
     #[track_caller]
     pub fn shutdown(self) {
         let shared = self.shared().clone();
-        crate::worker::blocking_region(Location::caller(), || shared.close_and_join());
+        crate::wait::blocking_region(Location::caller(), || shared.close_and_join());
     }
 
     /// Stops taking jobs without waiting: queued and running jobs still run,

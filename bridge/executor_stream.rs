@@ -57,7 +57,7 @@ fn drop_caught<V>(value: V) -> Option<Box<dyn std::any::Any + Send>> {
 
 /// Blocks this executor thread until the buffer has room.
 fn wait_for_room<T>(chan: &Channel<T>, caller: &'static Location<'static>) -> Result<(), Gone> {
-    crate::worker::blocking_region(caller, || chan.wait_room())
+    crate::wait::blocking_region(caller, || chan.wait_room())
 }
 
 /// The job: runs the iterator inside `span`, handing each item over.

@@ -42,9 +42,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::debug::Origin;
 use crate::error::Error;
 use crate::park;
+use crate::report::Origin;
 use crate::sync::{self, Arc, AtomicUsize, Mutex, Ordering, Thread, UnsafeCell};
 
 const COMPLETE: usize = 1 << 0;
@@ -417,7 +417,7 @@ impl<T> Inner<T> {
             Some(Err(Error::Panicked(p))) => p.message().to_owned(),
             _ => String::new(),
         });
-        crate::debug::unread_panic(self.origin.as_ref(), &message);
+        crate::report::unread_panic(self.origin.as_ref(), &message);
     }
 }
 
@@ -621,7 +621,7 @@ impl<T> ConcurrentFuture<T> {
                 return Err(Error::WouldDeadlock);
             }
             let origin = self.inner.origin.as_ref();
-            crate::worker::try_blocking_region_for(Location::caller(), origin, || {
+            crate::wait::try_blocking_region_for(Location::caller(), origin, || {
                 self.inner.block_until(None)
             })?;
         }
@@ -652,7 +652,7 @@ impl<T> ConcurrentFuture<T> {
         }
         let deadline = Instant::now().checked_add(timeout);
         let origin = self.inner.origin.as_ref();
-        crate::worker::try_blocking_region_for(Location::caller(), origin, || {
+        crate::wait::try_blocking_region_for(Location::caller(), origin, || {
             self.inner.block_until(deadline)
         })
         .unwrap_or(false)
@@ -726,7 +726,7 @@ impl<T> ConcurrentFuture<T> {
     }
 
     fn is_home_thread(&self) -> bool {
-        crate::registry::is_blocked_home(self.inner.home)
+        crate::context::is_blocked_home(self.inner.home)
     }
 
     fn take(&mut self) -> Result<T, Error> {

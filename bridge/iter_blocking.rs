@@ -264,7 +264,7 @@ impl<T> BlockingIter<T> {
         let rx = &mut self.rx;
         let taken = match rx.poll_take(None) {
             Poll::Ready(taken) => taken,
-            Poll::Pending => crate::worker::blocking_region(self.caller, || {
+            Poll::Pending => crate::wait::blocking_region(self.caller, || {
                 park::block_on(poll_fn(|cx| rx.poll_take(Some(cx.waker()))))
             }),
         };

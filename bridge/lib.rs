@@ -93,7 +93,7 @@
 
 #![warn(missing_docs)]
 
-mod debug;
+mod context;
 mod entry;
 mod error;
 mod event_loop;
@@ -103,32 +103,35 @@ mod fork;
 mod future;
 mod iter_blocking;
 mod limiter;
+mod live;
 mod once;
 mod park;
 mod pool;
-mod registry;
+mod report;
 mod scoped;
+mod shared;
 mod stats;
 mod stream_channel;
 mod sync;
 mod task;
+mod wait;
+mod watchdog;
 mod worker;
 
-pub use debug::{hang_threshold, set_hang_threshold};
+pub use context::{enter_foreign, get_running_loop, running_loop, ForeignGuard, RunningLoop};
 pub use entry::{
     block_on_safe, call_blocking, call_blocking_timeout, run, run_coroutine_threadsafe,
 };
 pub use error::{Error, PanicError};
-pub use event_loop::{Loop, LoopBuilder, LoopHandle};
+pub use event_loop::{Loop, LoopBuilder};
 pub use executor::{run_in_executor, Executor, ExecutorBuilder, DEFAULT_IDLE_TIMEOUT};
 pub use executor_stream::{stream_in_executor, ExecutorStream};
 pub use future::{promise, ConcurrentFuture, Promise};
 pub use iter_blocking::{iter_blocking, BlockingIter};
 pub use limiter::CapacityLimiter;
-pub use registry::{
-    enter_foreign, get_running_loop, loops, running_loop, ForeignGuard, LoopId, LoopInfo,
-    RunningLoop,
-};
+pub use live::{loops, LoopInfo};
+pub use shared::{LoopHandle, LoopId};
+pub use watchdog::{hang_threshold, set_hang_threshold};
 pub use worker::{try_worker_loop, worker_loop};
 
 #[cfg(feature = "macros")]

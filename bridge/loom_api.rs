@@ -20,25 +20,25 @@ pub fn panicked(message: &'static str) -> crate::Error {
 
 /// Unread-panic reports made so far by this loom thread.
 pub fn unread_panic_reports() -> usize {
-    crate::debug::UNREAD_PANIC_REPORTS.with(|n| n.get())
+    crate::report::UNREAD_PANIC_REPORTS.with(|n| n.get())
 }
 
 /// Marks this thread as inside the foreign executor `name` with thread-home
 /// `home` (as a loop's thread is) until the guard drops.
 pub fn enter_home(name: &'static str, home: u64) -> HomeGuard {
-    HomeGuard(crate::registry::enter(
-        crate::registry::Marked::Foreign(name),
+    HomeGuard(crate::context::enter(
+        crate::context::Marked::Foreign(name),
         home,
     ))
 }
 
 /// Restores the previous context on drop; see [`enter_home`].
 #[must_use]
-pub struct HomeGuard(#[allow(dead_code)] crate::registry::EnterGuard);
+pub struct HomeGuard(#[allow(dead_code)] crate::context::EnterGuard);
 
 /// This thread's home id (0: none).
 pub fn current_home() -> u64 {
-    crate::registry::current_home()
+    crate::context::current_home()
 }
 
 /// Starts `n` of `ex`'s threads at once (within its bound), so that a model

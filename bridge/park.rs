@@ -191,3 +191,16 @@ pub(crate) fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Op
         Ok(None) | Err(_) => run(&new_signal()),
     }
 }
+
+/// Spins before the worker parks, until a task is queued for it or the
+/// spin budget runs out.
+///
+/// It watches the runtime's injection queue, where every task submitted from
+/// another thread lands, rather than a counter of submissions: a submission
+/// that arrived while the worker was finishing its previous task is already
+/// in the queue when this runs, and must end the spin at once (tokio then
+/// finds it before parking), not after the whole budget.
+pub(crate) fn spin_before_park(runtime: &tokio::runtime::Handle) {
+    let metrics = runtime.metrics();
+    spin_until(|| metrics.global_queue_depth() > 0);
+}

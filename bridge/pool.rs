@@ -102,8 +102,9 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use crate::context::{self, Marked};
 use crate::error::Error;
-use crate::registry::{self, Marked};
+use crate::shared;
 use crate::sync::plain::{Arc, AtomicUsize};
 use crate::sync::{HotCondvar, HotMutex, JoinHandle, Mutex, Ordering};
 
@@ -248,7 +249,7 @@ impl Shared {
         let id = if config.home != 0 {
             config.home
         } else {
-            registry::next_id()
+            shared::next_id()
         };
         Shared {
             config,
@@ -444,7 +445,7 @@ impl Shared {
     fn work(self: Arc<Self>) {
         drop(self.handles.lock()); // see `spawn_thread`
         let _home =
-            (self.config.home != 0).then(|| registry::enter(Marked::Nothing, self.config.home));
+            (self.config.home != 0).then(|| context::enter(Marked::Nothing, self.config.home));
         CURRENT_POOL.with(|c| c.set(self.id));
         let mut st = self.state.lock();
         let mut may_spin = true;
@@ -675,7 +676,7 @@ fn drop_payload(payload: Box<dyn Any + Send>) {
 
 #[cold]
 fn report_caught(what: &str, payload: &(dyn Any + Send)) {
-    if !crate::debug::debug_here() {
+    if !crate::watchdog::debug_here() {
         return; // the panic hook has printed it already
     }
     let thread = std::thread::current();

@@ -47,9 +47,9 @@ use std::ptr::NonNull;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::debug::Origin;
 use crate::error::{Error, PanicError};
 use crate::park;
+use crate::report::Origin;
 use crate::sync::UnsafeCell;
 
 /// The caller's half: the borrowed future and the slot for its outcome, in
@@ -297,7 +297,7 @@ impl Spawner for Tokio<'_> {
     fn wait(&self, join: &mut Self::Join, deadline: Option<Instant>) -> bool {
         // `unconstrained`: inside a runtime, tokio's task budget would otherwise
         // make the join handle return `Pending` forever to a thread that blocks.
-        crate::worker::blocking_region_for(self.caller, self.target, || {
+        crate::wait::blocking_region_for(self.caller, self.target, || {
             park::block_on_until(tokio::task::unconstrained(join), deadline)
         })
         .is_some()

@@ -36,7 +36,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::event_loop::LoopShared;
 use crossbeam_utils::CachePadded;
 
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64, AtomicUsize, OnceLock, Ordering};
@@ -228,9 +227,8 @@ impl Drop for TaskCount {
 
 /// Debug mode: the loop's lag is measured while it has tasks (from now on,
 /// each spawn through this crate starts the probe if it is not running).
-pub(crate) fn start_lag_probe(shared: &LoopShared) {
-    let stats = &shared.stats;
-    let _ = stats.runtime.set(shared.tokio.clone());
+pub(crate) fn start_lag_probe(stats: &Arc<LoopStats>, runtime: &tokio::runtime::Handle) {
+    let _ = stats.runtime.set(runtime.clone());
     // ORDERING: Relaxed: see `TaskCount::counted`.
     stats.probe_with_tasks.store(true, Ordering::Relaxed);
     if stats.live_tasks() > 0 {
@@ -239,13 +237,12 @@ pub(crate) fn start_lag_probe(shared: &LoopShared) {
 }
 
 /// Someone looks at the loop's lag: the probe runs (for [`PROBE_LINGER`]
-/// from now), started if needed.
-pub(crate) fn look_at_lag(shared: &LoopShared) {
-    let stats = &shared.stats;
-    if shared.is_closed() {
+/// from now), started if needed; not on a loop that is `closed`.
+pub(crate) fn look_at_lag(stats: &Arc<LoopStats>, runtime: &tokio::runtime::Handle, closed: bool) {
+    if closed {
         return;
     }
-    let _ = stats.runtime.set(shared.tokio.clone());
+    let _ = stats.runtime.set(runtime.clone());
     // ORDERING: Relaxed: published by the AcqRel swap in `ensure_probe`.
     stats.looked_at.store(now_nanos(), Ordering::Relaxed);
     ensure_probe(StatsRef::Shared(stats.clone()));

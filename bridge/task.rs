@@ -10,10 +10,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::debug::Origin;
 use crate::error::{Error, PanicError};
-use crate::event_loop::LoopShared;
 use crate::future::{DropOutcome, Promise};
+use crate::report::Origin;
+use crate::shared::LoopShared;
 use crate::stats::{LoopStats, TaskCount};
 use crate::sync::plain::Arc;
 
@@ -87,11 +87,11 @@ impl<F: Future> Future for Guarded<F> {
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
             Some(origin) => {
                 // Leaves out time the core spent away (a nested blocking call).
-                let timer = crate::debug::PollTimer::start();
+                let timer = crate::report::PollTimer::start();
                 let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
                 let took = timer.took();
                 if took > *this.slow_poll {
-                    crate::debug::slow_poll(origin, took, *this.slow_poll);
+                    crate::report::slow_poll(origin, took, *this.slow_poll);
                 }
                 r
             }

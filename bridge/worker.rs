@@ -24,13 +24,15 @@
 use std::future::Future;
 use std::panic::Location;
 
-use crate::debug::{DebugConfig, Origin, DEFAULT_SLOW_POLL};
+use crate::context;
 use crate::error::Error;
-use crate::event_loop::{Kind, LoopHandle, LoopShared};
+use crate::live;
 use crate::once::OnceCell;
 use crate::park;
-use crate::registry::{self, LoopId};
-use crate::sync::plain::{Arc, AtomicUsize, OnceLock, Ordering};
+use crate::report::{DebugConfig, Origin, DEFAULT_SLOW_POLL};
+use crate::shared::{self, LoopId};
+use crate::shared::{Kind, LoopHandle, LoopShared};
+use crate::sync::plain::{Arc, OnceLock};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -47,22 +49,11 @@ loom::lazy_static! {
     static ref WORKER: OnceCell<Worker> = OnceCell::new();
 }
 
-/// Spins before the worker parks, until a task is queued for it or the
-/// spin budget runs out.
-///
-/// It watches the runtime's injection queue, where every task submitted from
-/// another thread lands, rather than a counter of submissions: a submission
-/// that arrived while the worker was finishing its previous task is already
-/// in the queue when this runs, and must end the spin at once (tokio then
-/// finds it before parking), not after the whole budget.
-pub(crate) fn spin_before_park(runtime: &tokio::runtime::Handle) {
-    let metrics = runtime.metrics();
-    park::spin_until(|| metrics.global_queue_depth() > 0);
-}
-
 fn start() -> Result<Worker, Error> {
     crate::fork::watch();
-    let id = LoopId(registry::next_id());
+    // The layers below reach the worker loop through the context.
+    context::set_worker(worker_handle);
+    let id = LoopId(shared::next_id());
     let cell: Arc<OnceLock<Arc<LoopShared>>> = Arc::new(OnceLock::new());
     let on_park = cell.clone();
     let on_unpark = cell.clone();
@@ -76,11 +67,11 @@ fn start() -> Result<Worker, Error> {
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("bridge-worker")
         .enable_all()
-        .on_thread_start(registry::mark_worker_thread)
+        .on_thread_start(context::mark_worker_thread)
         .on_thread_park(move || {
             record(&on_park);
             if let Some(shared) = on_park.get() {
-                spin_before_park(&shared.tokio);
+                park::spin_before_park(&shared.tokio);
             }
         })
         .on_thread_unpark(move || record(&on_unpark))
@@ -97,7 +88,7 @@ fn start() -> Result<Worker, Error> {
     let probe_shared = shared.clone();
     let probe = runtime.spawn(async move { probe_shared.note_driver() });
     let _ = std::panic::catch_unwind(|| park::block_on(probe));
-    registry::register(shared.clone());
+    live::register(shared.clone());
     Ok(Worker {
         _runtime: runtime,
         handle: LoopHandle::from_shared(shared),
@@ -130,6 +121,11 @@ fn child_worker(generation: u64) -> Result<&'static Worker, Error> {
     let w: &'static Worker = Box::leak(Box::new(start()?));
     *slot = Some((generation, w));
     Ok(w)
+}
+
+/// The worker loop's handle, started if needed.
+fn worker_handle() -> Result<&'static LoopHandle, Error> {
+    worker().map(|w| &w.handle)
 }
 
 /// The worker loop's shared state, started if needed.
@@ -179,136 +175,6 @@ pub fn try_worker_loop() -> Result<LoopHandle, Error> {
 /// holds one while it blocks, and the worker's core needs one to move to.
 pub(crate) const MAX_BLOCKING_THREADS: usize = 1024;
 
-/// The most blocking calls that may be in flight at once inside worker-loop
-/// work through the crate's entry points and `wait` (each holds a thread of
-/// the worker's runtime, see [`MAX_BLOCKING_THREADS`]). The other threads
-/// stay for the core to move to, for waits that cannot fail (dropping a
-/// `Loop`, `Executor::shutdown`) and for `spawn_blocking` and `tokio::fs`
-/// work of users on the worker loop. One call past it is refused with
-/// `WouldDeadlock` before it blocks: at tokio's cap the core would have no
-/// thread to move to, and every hand-off in the process would stop.
-pub(crate) const MAX_NESTED_BLOCKING: usize = 768;
-
-/// Blocking calls in flight inside worker-loop work (see [`MAX_NESTED_BLOCKING`]).
-static NESTED_BLOCKING: AtomicUsize = AtomicUsize::new(0);
-
-/// One blocking call in flight inside worker-loop work, counted against
-/// [`MAX_NESTED_BLOCKING`]; from [`reserve_blocking`].
-#[must_use = "the slot is given back as soon as it is dropped"]
-pub(crate) struct NestedSlot(());
-
-impl Drop for NestedSlot {
-    fn drop(&mut self) {
-        // ORDERING: Relaxed: as in `reserve_blocking`.
-        NESTED_BLOCKING.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Reserves, for a blocking call about to be made on this thread, one of
-/// the [`MAX_NESTED_BLOCKING`] slots if the thread is inside worker-loop
-/// work (`Ok(None)` elsewhere: nothing is counted there). Take it before
-/// handing work off and hold it until the wait is over.
-///
-/// # Errors
-///
-/// `WouldDeadlock` when every slot is taken (also logged at WARN).
-pub(crate) fn reserve_blocking(
-    caller: &'static Location<'static>,
-) -> Result<Option<NestedSlot>, Error> {
-    if registry::scheduler() != (registry::Scheduler::MultiThread { ours: true }) {
-        return Ok(None);
-    }
-    // ORDERING: Relaxed: a count that only bounds itself; it publishes nothing.
-    let before = NESTED_BLOCKING.fetch_add(1, Ordering::Relaxed);
-    if before >= MAX_NESTED_BLOCKING {
-        drop(NestedSlot(()));
-        return Err(refuse_nested(caller));
-    }
-    Ok(Some(NestedSlot(())))
-}
-
-/// The error for one blocking call too many inside worker-loop work; logged,
-/// since the caller may turn it into a panic.
-#[cold]
-fn refuse_nested(caller: &'static Location<'static>) -> Error {
-    tracing::warn!(
-        target: "bridge::debug",
-        waiting_at = %caller,
-        limit = MAX_NESTED_BLOCKING,
-        "bridge: a blocking call at {caller} inside worker-loop work was refused: {} blocking \
-         calls are already in flight there, and one more could leave the worker loop no \
-         thread to run on; .await the work instead of blocking on it inside async code",
-        MAX_NESTED_BLOCKING,
-    );
-    Error::WouldDeadlock
-}
-
-/// Runs `f`, which blocks this thread, without stalling a loop that lives on
-/// it: on a tokio multi-thread runtime's worker thread (the worker loop
-/// included) the runtime's core first moves to another thread
-/// (`block_in_place`).
-///
-/// Which scheduler runs here is decided by what the thread is
-/// ([`registry::scheduler`]), not by the ambient runtime handle (a library
-/// may have entered another runtime's context) and never by asking tokio a
-/// question it answers with a panic: nothing here depends on unwinding, so
-/// it holds under `panic = "abort"`. Where no multi-thread scheduler runs
-/// (a plain thread, `spawn_blocking`, `Runtime::enter`, a multi-thread
-/// runtime's `block_on`) blocking directly stalls nothing; on a
-/// current-thread scheduler it stops that loop, which debug mode reports.
-///
-/// It always blocks: a wait that may be refused at the limit of blocking
-/// calls inside worker-loop work holds a [`reserve_blocking`] slot first, or
-/// uses [`try_blocking_region_for`].
-pub(crate) fn blocking_region<R>(caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
-    blocking_region_for(caller, None, f)
-}
-
-/// [`blocking_region`] for a wait on the work described by `target` (its
-/// loop and spawn location, `Some` when that loop is in debug mode).
-///
-/// In debug mode the wait is watched for as long as `f` runs (see
-/// [`crate::debug`]): a hang past the hang threshold, and a current-thread
-/// loop stopped by this thread past its slow-poll threshold, are reported.
-/// With debug mode off this adds no clock read and no allocation.
-pub(crate) fn blocking_region_for<R>(
-    caller: &'static Location<'static>,
-    target: Option<&Origin>,
-    f: impl FnOnce() -> R,
-) -> R {
-    let _watch = crate::debug::watch_wait(caller, target);
-    match registry::scheduler() {
-        registry::Scheduler::MultiThread { ours } => {
-            // tokio moves the core to a thread of the *ambient* runtime's
-            // blocking pool: under another runtime's `Handle::enter` that
-            // would be the other runtime's, so the worker's is entered here.
-            let _home = match ours {
-                true => worker_shared().ok().map(|w| w.tokio.enter()),
-                false => None,
-            };
-            // In debug mode, the time the core is away is not charged to
-            // the poll that handed it off (it did not block its loop).
-            let _away = crate::debug::core_away();
-            tokio::task::block_in_place(f)
-        }
-        registry::Scheduler::MultiThreadAway
-        | registry::Scheduler::CurrentThread
-        | registry::Scheduler::Nothing => f(),
-    }
-}
-
-/// [`blocking_region_for`] holding a [`reserve_blocking`] slot: refused
-/// with `WouldDeadlock`, before `f` runs, at the limit of blocking calls
-/// inside worker-loop work.
-pub(crate) fn try_blocking_region_for<R>(
-    caller: &'static Location<'static>,
-    target: Option<&Origin>,
-    f: impl FnOnce() -> R,
-) -> Result<R, Error> {
-    let _slot = reserve_blocking(caller)?;
-    Ok(blocking_region_for(caller, target, f))
-}
-
 /// Runs `fut` on the worker loop and blocks this thread until it is done
 /// and dropped (or `deadline` passes: then it is cancelled, dropped, and the
 /// result is `Err(Timeout)`). `fut` may borrow: see [`crate::scoped`].
@@ -330,15 +196,15 @@ where
     // calling thread's loop is in debug mode.
     let target = match &origin {
         Some(o) => Some(o.clone()),
-        None => crate::debug::debug_here().then(|| Origin {
+        None => crate::watchdog::debug_here().then(|| Origin {
             location: caller,
             loop_name: shared.name.clone(),
         }),
     };
     // Refused at the limit before anything is spawned (issue 11: 513 blocked calls).
-    let _slot = reserve_blocking(caller)?;
+    let _slot = crate::wait::reserve_blocking(caller)?;
     // A wait inside on a loop this thread stops is `WouldDeadlock` (issue 11).
-    let fut = registry::on_behalf(fut);
+    let fut = context::on_behalf(fut);
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
         .counted_static(&shared.stats)
         .driven_by(shared);

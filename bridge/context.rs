@@ -1,5 +1,5 @@
-//! The per-thread loop registry: which loop runs on this thread, and every
-//! live bridge loop in the process.
+//! The per-thread context: which loop runs on this thread (the list of every
+//! live loop in the process is [`live`](crate::live)).
 //!
 //! Each thread carries a stack of scopes, innermost last: the loops our
 //! guards say it is inside (a bridge loop, or a foreign executor named with
@@ -17,12 +17,12 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
-use std::thread::ThreadId;
 
 use crossbeam_utils::atomic::AtomicCell;
 
-use crate::event_loop::{Kind, LoopHandle, LoopShared};
-use crate::sync::plain::{Arc, AtomicU64, Mutex, Ordering};
+use crate::error::Error;
+use crate::shared::{Kind, LoopHandle};
+use crate::sync::plain::{Arc, OnceLock};
 
 /// What is running on the current thread.
 ///
@@ -44,48 +44,6 @@ pub enum RunningLoop {
     /// `"futures::executor"` inside `futures::executor::block_on`, or the name
     /// given to [`enter_foreign`].
     Foreign(&'static str),
-}
-
-/// The identity of a bridge loop.
-///
-/// # Examples
-///
-/// ```
-/// let a = bridge::Loop::new().unwrap();
-/// let b = bridge::Loop::new().unwrap();
-/// assert_ne!(a.handle().id(), b.handle().id());
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub struct LoopId(pub(crate) u64);
-
-impl fmt::Display for LoopId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "loop#{}", self.0)
-    }
-}
-
-/// Ids for loops and single-thread executors, from one space (0 is "none").
-pub(crate) fn next_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    // ORDERING: Relaxed: only uniqueness matters, and a RMW gives that.
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// A small number naming this thread, assigned on first use (never 0).
-pub(crate) fn thread_no() -> u64 {
-    std::thread_local! {
-        // Per-thread and never shared: not a model concern.
-        static NO: Cell<u64> = const { Cell::new(0) };
-    }
-    NO.try_with(|n| {
-        if n.get() == 0 {
-            static NEXT: AtomicU64 = AtomicU64::new(1);
-            // ORDERING: Relaxed: only uniqueness matters.
-            n.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        n.get()
-    })
-    .unwrap_or(u64::MAX)
 }
 
 /// What our guards have marked on this thread.
@@ -527,7 +485,10 @@ pub fn running_loop() -> Option<RunningLoop> {
         Marked::Nothing => {}
     }
     if let Scheduler::MultiThread { ours: true } = scheduler() {
-        return Some(RunningLoop::Bridge(crate::worker::worker_loop()));
+        // On a thread of the worker's runtime the worker is started.
+        if let Some(Ok(worker)) = worker() {
+            return Some(RunningLoop::Bridge(worker.clone()));
+        }
     }
     // `futures::executor::block_on` called inside a tokio task (the classic
     // way to hang a runtime) is the innermost of the two, so it is asked first.
@@ -607,19 +568,13 @@ impl fmt::Debug for ForeignGuard {
     }
 }
 
-// ---- the process-wide list of live bridge loops ----
-
-static LOOPS: Mutex<Vec<Arc<LoopShared>>> = Mutex::new(Vec::new());
-
 /// The tokio runtime of the worker loop, once started (in a forked child,
 /// the child's own). A lone word, read lock-free.
 static WORKER_RUNTIME: AtomicCell<Option<tokio::runtime::Id>> = AtomicCell::new(None);
 
-pub(crate) fn register(shared: Arc<LoopShared>) {
-    if shared.kind == Kind::Worker {
-        WORKER_RUNTIME.store(Some(shared.tokio.id()));
-    }
-    LOOPS.lock().push(shared);
+/// Records `id` as the worker loop's runtime (see [`scheduler`]).
+pub(crate) fn set_worker_runtime(id: tokio::runtime::Id) {
+    WORKER_RUNTIME.store(Some(id));
 }
 
 /// Whether `h` is the worker loop's runtime (never starts it).
@@ -627,302 +582,20 @@ fn is_worker_runtime(h: &tokio::runtime::Handle) -> bool {
     WORKER_RUNTIME.load() == Some(h.id())
 }
 
-pub(crate) fn unregister(id: LoopId) {
-    let removed = {
-        let mut list = LOOPS.lock();
-        list.iter()
-            .position(|l| l.id == id)
-            .map(|i| list.swap_remove(i))
-    };
-    drop(removed); // outside the lock
+/// The worker loop (started if needed), for the layers below the
+/// [`worker`](crate::worker) module: it registers itself here when it first
+/// starts, so nothing below it imports it.
+type WorkerFn = fn() -> Result<&'static LoopHandle, Error>;
+
+static WORKER: OnceLock<WorkerFn> = OnceLock::new();
+
+/// Called by the worker module before it starts its runtime.
+pub(crate) fn set_worker(f: WorkerFn) {
+    let _ = WORKER.set(f);
 }
 
-/// Every live bridge loop in the process (the worker loop once started,
-/// every open [`Loop`](crate::Loop), every running [`run`](crate::run)).
-/// In a forked child, only those made in the child: the parent's have no
-/// thread there.
-///
-/// # Examples
-///
-/// ```
-/// let lp = bridge::Loop::builder().name("db").build().unwrap();
-/// assert!(bridge::loops().iter().any(|l| l.name() == "db"));
-/// drop(lp);
-/// assert!(!bridge::loops().iter().any(|l| l.name() == "db"));
-/// ```
-pub fn loops() -> Vec<LoopInfo> {
-    let mut v: Vec<LoopInfo> = LOOPS
-        .lock()
-        .iter()
-        // In a forked child, the parent's loops have no thread here.
-        .filter(|s| !s.is_stale())
-        .map(|s| LoopInfo { shared: s.clone() })
-        .collect();
-    v.sort_by_key(|l| l.id());
-    v
-}
-
-/// A live view of one bridge loop, from [`loops`].
-///
-/// # Examples
-///
-/// ```
-/// let lp = bridge::Loop::builder().name("info").build().unwrap();
-/// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-/// assert_eq!(info.name(), "info");
-/// assert_eq!(info.tasks(), 0);
-/// ```
-#[derive(Clone)]
-pub struct LoopInfo {
-    shared: Arc<LoopShared>,
-}
-
-impl LoopInfo {
-    /// The loop's name (also its thread's name).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::builder().name("cache").build().unwrap();
-    /// assert!(bridge::loops().iter().any(|l| l.name() == "cache"));
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// The loop's id.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// assert!(bridge::loops().iter().any(|l| l.id() == lp.handle().id()));
-    /// ```
-    pub fn id(&self) -> LoopId {
-        self.shared.id
-    }
-
-    /// The thread driving the loop now (for the worker loop it changes when
-    /// a blocking call hands its core to another thread).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let id = lp.handle().id();
-    /// let tid = lp.handle().block_on(async { std::thread::current().id() }).unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == id).unwrap();
-    /// assert_eq!(info.thread_id(), tid);
-    /// ```
-    pub fn thread_id(&self) -> ThreadId {
-        self.shared.thread_id()
-    }
-
-    /// Its live tasks (spawned and not yet finished, any way they were spawned).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let id = lp.handle().id();
-    /// let fut = lp.handle().spawn(std::future::pending::<()>());
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == id).unwrap();
-    /// assert_eq!(info.tasks(), 1);
-    /// drop(fut); // detached: the task stays until the loop closes
-    /// ```
-    pub fn tasks(&self) -> usize {
-        // The lag probe is the crate's own, not the user's.
-        let alive = self.shared.tokio.metrics().num_alive_tasks();
-        alive.saturating_sub(self.shared.stats.probes())
-    }
-
-    /// Tasks spawned on this loop through this crate so far
-    /// ([`LoopHandle::spawn`], [`call_soon_threadsafe`](LoopHandle::call_soon_threadsafe),
-    /// [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe), and for the
-    /// worker loop every [`call_blocking`](crate::call_blocking) and hand-off).
-    /// Each one ends up counted once as completed, panicked or cancelled.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// lp.handle().spawn(async {}).wait().unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// assert_eq!((info.spawned(), info.completed()), (1, 1));
-    /// ```
-    pub fn spawned(&self) -> u64 {
-        self.shared.stats.spawned()
-    }
-
-    /// Tasks spawned through this crate that finished with a value.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// lp.handle().block_on(async {}).unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// assert_eq!(info.completed(), 1);
-    /// ```
-    pub fn completed(&self) -> u64 {
-        self.shared.stats.completed()
-    }
-
-    /// Tasks spawned through this crate that were dropped before they
-    /// finished: cancelled, aborted, or still there when the loop closed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// struct Dropped(std::sync::mpsc::Sender<()>);
-    /// impl Drop for Dropped {
-    ///     fn drop(&mut self) { let _ = self.0.send(()); }
-    /// }
-    /// let guard = Dropped(tx);
-    /// let fut = lp.handle().spawn(async move {
-    ///     let _guard = guard;
-    ///     std::future::pending::<()>().await
-    /// });
-    /// assert!(fut.cancel());
-    /// rx.recv().unwrap(); // the task's destructors ran: it is counted
-    /// assert_eq!(info.cancelled(), 1);
-    /// ```
-    pub fn cancelled(&self) -> u64 {
-        self.shared.stats.cancelled()
-    }
-
-    /// Tasks spawned through this crate that panicked.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let fut = lp.handle().spawn(async { panic!("boom") });
-    /// assert!(fut.wait().is_err());
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// assert_eq!(info.panicked(), 1);
-    /// ```
-    pub fn panicked(&self) -> u64 {
-        self.shared.stats.panicked()
-    }
-
-    /// How late the loop's timer woke last time: a probe sleeps for 100 ms
-    /// over and over and this is how much longer than that it took. A loop
-    /// that polls for long without yielding shows a large lag.
-    ///
-    /// The probe runs only while someone looks: each call of `lag` (or
-    /// [`max_lag`](Self::max_lag)) keeps it running for the next 10 s (the
-    /// first call starts it, so this returns `None` until its first sample,
-    /// about 100 ms later), and in debug mode it also runs while the loop
-    /// has tasks spawned through this crate. Then it stops by itself and the
-    /// last sample stays. While it runs it costs the loop one timer wake-up
-    /// every 100 ms; an idle loop nobody looks at is never woken. The probe
-    /// is not counted in [`tasks`](Self::tasks).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::builder().debug(true).build().unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// if let Some(lag) = info.lag() {
-    ///     println!("timers wake {lag:?} late");
-    /// }
-    /// ```
-    pub fn lag(&self) -> Option<std::time::Duration> {
-        crate::stats::look_at_lag(&self.shared);
-        self.shared.stats.lag()
-    }
-
-    /// The largest [`lag`](Self::lag) seen while the probe ran (it runs
-    /// while someone looks; see there).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// assert!(info.max_lag().is_none()); // the probe starts now
-    /// ```
-    pub fn max_lag(&self) -> Option<std::time::Duration> {
-        crate::stats::look_at_lag(&self.shared);
-        self.shared.stats.max_lag()
-    }
-
-    /// Whether debug mode is on for the loop.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::builder().debug(true).build().unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// assert!(info.debug());
-    /// ```
-    pub fn debug(&self) -> bool {
-        self.shared.debug.enabled()
-    }
-
-    /// A handle to the loop.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let lp = bridge::Loop::new().unwrap();
-    /// let info = bridge::loops().into_iter().find(|l| l.id() == lp.handle().id()).unwrap();
-    /// assert_eq!(info.handle().block_on(async { 3 }).unwrap(), 3);
-    /// ```
-    pub fn handle(&self) -> LoopHandle {
-        LoopHandle::from_shared(self.shared.clone())
-    }
-}
-
-impl fmt::Debug for LoopInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopInfo")
-            .field("name", &self.name())
-            .field("id", &self.id())
-            .field("thread_id", &self.thread_id())
-            .field("tasks", &self.tasks())
-            .field("spawned", &self.spawned())
-            .field("completed", &self.completed())
-            .field("cancelled", &self.cancelled())
-            .field("panicked", &self.panicked())
-            .field("lag", &self.shared.stats.lag())
-            .finish()
-    }
-}
-
-/// A one-line health report: name, id, live tasks, the counters, and the lag
-/// when it is measured (`Display` does not start the lag probe).
-///
-/// # Examples
-///
-/// ```
-/// let lp = bridge::Loop::builder().name("health").build().unwrap();
-/// lp.handle().block_on(async {}).unwrap();
-/// let info = bridge::loops().into_iter().find(|l| l.name() == "health").unwrap();
-/// let line = info.to_string();
-/// assert!(line.starts_with("health (loop#"), "{line}");
-/// assert!(line.contains("1 spawned, 1 completed, 0 cancelled, 0 panicked"), "{line}");
-/// ```
-impl fmt::Display for LoopInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({}): {} live, {} spawned, {} completed, {} cancelled, {} panicked",
-            self.name(),
-            self.id(),
-            self.tasks(),
-            self.spawned(),
-            self.completed(),
-            self.cancelled(),
-            self.panicked(),
-        )?;
-        match (self.shared.stats.lag(), self.shared.stats.max_lag()) {
-            (Some(lag), Some(max)) => write!(f, ", lag {lag:.1?} (max {max:.1?})"),
-            _ => Ok(()),
-        }
-    }
+/// The worker loop, if it was ever started (in a forked child, the child's,
+/// started if needed); `None` before the first start.
+pub(crate) fn worker() -> Option<Result<&'static LoopHandle, Error>> {
+    WORKER.get().map(|f| f())
 }
