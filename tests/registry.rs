@@ -737,3 +737,55 @@ fn a_multi_thread_task_under_another_context_keeps_its_core_home() {
         drop(mt);
     });
 }
+
+/// The name of the foreign executor this thread is marked as inside, if any.
+fn foreign_mark() -> Option<&'static str> {
+    match bridge::running_loop() {
+        None => None,
+        Some(RunningLoop::Foreign(name)) => Some(name),
+        Some(other) => panic!("unexpected running loop {other:?}"),
+    }
+}
+
+/// Two threads nest guards three deep (the deepest unwound by a panic),
+/// stepping in lock-step: each thread only ever sees its own context, and
+/// each guard's drop restores the previous marking. (Formerly a loom model,
+/// which had a single execution: a thread's context is thread-local.)
+#[test]
+fn nested_guards_restore_per_thread() {
+    use std::panic::resume_unwind;
+    use std::sync::{Arc, Barrier};
+
+    fn nest(names: [&'static str; 3], step: &Barrier) {
+        let check = |want: Option<&'static str>| {
+            assert_eq!(foreign_mark(), want);
+            step.wait();
+        };
+        check(None);
+        let outer = bridge::enter_foreign(names[0]);
+        check(Some(names[0]));
+        {
+            let _inner = bridge::enter_foreign(names[1]);
+            check(Some(names[1]));
+            let unwound = catch_unwind(AssertUnwindSafe(|| {
+                let _deepest = bridge::enter_foreign(names[2]);
+                check(Some(names[2]));
+                // `resume_unwind` skips the panic hook: no noise.
+                resume_unwind(Box::new("unwinds through the guard"));
+            }));
+            assert!(unwound.is_err());
+            check(Some(names[1]));
+        }
+        check(Some(names[0]));
+        drop(outer);
+        check(None);
+    }
+
+    bounded("nested_guards_restore_per_thread", || {
+        let step = Arc::new(Barrier::new(2));
+        let other = step.clone();
+        let t = std::thread::spawn(move || nest(["a-outer", "a-inner", "a-deepest"], &other));
+        nest(["b-outer", "b-inner", "b-deepest"], &step);
+        t.join().unwrap();
+    });
+}

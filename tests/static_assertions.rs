@@ -2,8 +2,9 @@
 //! type. A failure here is a build error, not a test failure.
 
 use bridge::{
-    ConcurrentFuture, Error, ForeignGuard, Loop, LoopBuilder, LoopHandle, LoopId, LoopInfo,
-    PanicError, Promise, RunningLoop,
+    BlockingIter, CapacityLimiter, ConcurrentFuture, Error, Executor, ExecutorBuilder,
+    ExecutorStream, ForeignGuard, Loop, LoopBuilder, LoopHandle, LoopId, LoopInfo, PanicError,
+    Promise, RunningLoop,
 };
 
 fn send<T: Send>() {}
@@ -12,6 +13,8 @@ fn unpin<T: Unpin>() {}
 fn clone<T: Clone>() {}
 fn debug<T: std::fmt::Debug>() {}
 fn static_<T: 'static>() {}
+fn iterator<T: Iterator>() {}
+fn stream<T: futures_core::Stream>() {}
 
 /// `!Send` check: `AmbiguousIfSend<_>` is implemented for every `T` once, and
 /// a second time (with a different marker) for `T: Send`. Calling
@@ -82,4 +85,33 @@ fn foreign_guard_is_not_send() {
     // Compiles only if ForeignGuard is !Send (see AmbiguousIfSend).
     <ForeignGuard as AmbiguousIfSend<_>>::some_item();
     debug::<ForeignGuard>();
+}
+
+#[test]
+fn executor_types() {
+    send::<Executor>();
+    sync::<Executor>();
+    clone::<Executor>();
+    static_::<Executor>();
+    send::<ExecutorBuilder>();
+    sync::<ExecutorBuilder>();
+    clone::<ExecutorBuilder>();
+    debug::<ExecutorBuilder>();
+    send::<CapacityLimiter>();
+    sync::<CapacityLimiter>();
+    clone::<CapacityLimiter>();
+}
+
+#[test]
+fn stream_bridges() {
+    // `Iterator<Item = T> + Send`, also for an item that is only `Send`.
+    send::<BlockingIter<u32>>();
+    iterator::<BlockingIter<u32>>();
+    send::<BlockingIter<std::cell::Cell<u32>>>();
+    // `Stream<Item = T> + Send + Unpin`.
+    send::<ExecutorStream<u32>>();
+    unpin::<ExecutorStream<u32>>();
+    stream::<ExecutorStream<u32>>();
+    send::<ExecutorStream<std::cell::Cell<u32>>>();
+    unpin::<ExecutorStream<std::marker::PhantomPinned>>();
 }
