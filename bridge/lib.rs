@@ -104,7 +104,6 @@ mod future;
 mod iter_blocking;
 mod limiter;
 mod live;
-mod once;
 mod park;
 mod pool;
 mod report;

@@ -1,7 +1,6 @@
 //! The pieces the loom models in `loom-tests/` drive directly; compiled only
 //! under `--cfg bridge_loom`.
 
-pub use crate::once::OnceCell;
 /// Polls a future to completion with the spin-then-park waiter.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     crate::park::block_on(fut)

@@ -4,7 +4,7 @@
 //! thread-locals from here. Under `--cfg bridge_loom` the modelled pieces
 //! (atomics, [`Mutex`], [`Condvar`], [`UnsafeCell`], parking, thread-locals,
 //! the executor's threads) become loom's, so the state machines in `future`,
-//! `park`, `registry`, `once` and the executor pool are checked
+//! `park`, `context` and the executor pool are checked
 //! by the models in `loom-tests/` without a `cfg` at their call sites.
 //!
 //! Process-wide statics that are never modelled (the loop list, the default
@@ -14,7 +14,7 @@
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
-    pub(crate) use std::thread::{current as current_thread, yield_now, Thread};
+    pub(crate) use std::thread::{current as current_thread, Thread};
 
     /// A lock that is never poisoned (`parking_lot`).
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;

@@ -27,12 +27,11 @@ use std::panic::Location;
 use crate::context;
 use crate::error::Error;
 use crate::live;
-use crate::once::OnceCell;
 use crate::park;
 use crate::report::{DebugConfig, Origin, DEFAULT_SLOW_POLL};
 use crate::shared::{self, LoopId};
 use crate::shared::{Kind, LoopHandle, LoopShared};
-use crate::sync::plain::{Arc, OnceLock};
+use crate::sync::plain::{Arc, Mutex, OnceLock};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -41,13 +40,14 @@ struct Worker {
     handle: LoopHandle,
 }
 
-#[cfg(not(bridge_loom))]
-static WORKER: OnceCell<Worker> = OnceCell::new();
+/// The worker, once started (in the process it was started in; a forked
+/// child uses [`CHILD_WORKER`]).
+static WORKER: OnceLock<Worker> = OnceLock::new();
 
-#[cfg(bridge_loom)]
-loom::lazy_static! {
-    static ref WORKER: OnceCell<Worker> = OnceCell::new();
-}
+/// Held while the worker starts: one start at a time, and a start that
+/// fails (or panics: the lock is not poisoned) leaves `WORKER` empty for
+/// the next caller to retry.
+static STARTING: Mutex<()> = Mutex::new(());
 
 fn start() -> Result<Worker, Error> {
     crate::fork::watch();
@@ -97,15 +97,28 @@ fn start() -> Result<Worker, Error> {
 
 /// The worker of a forked child, with the generation it was started in
 /// (the parent's worker has no thread in the child; see [`crate::fork`]).
-static CHILD_WORKER: crate::sync::plain::Mutex<Option<(u64, &'static Worker)>> =
-    crate::sync::plain::Mutex::new(None);
+static CHILD_WORKER: Mutex<Option<(u64, &'static Worker)>> = Mutex::new(None);
 
 fn worker() -> Result<&'static Worker, Error> {
     let generation = crate::fork::generation();
     if generation == 0 {
-        return WORKER.get_or_try_init(start);
+        return match WORKER.get() {
+            Some(w) => Ok(w),
+            None => first_worker(),
+        };
     }
     child_worker(generation)
+}
+
+/// Starts the worker unless a racing caller did while this one waited.
+#[cold]
+fn first_worker() -> Result<&'static Worker, Error> {
+    let _starting = STARTING.lock();
+    if let Some(w) = WORKER.get() {
+        return Ok(w);
+    }
+    let w = start()?;
+    Ok(WORKER.get_or_init(|| w))
 }
 
 /// In a forked child: a fresh worker for this generation, started once. The
