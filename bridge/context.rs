@@ -176,6 +176,15 @@ pub(crate) fn is_blocked_home(home: u64) -> bool {
             .unwrap_or(false)
 }
 
+/// The "would deadlock" rule: `Err(WouldDeadlock)` where blocking this
+/// thread for work of `home` would stop that very loop ([`is_blocked_home`]).
+pub(crate) fn refuse_blocked_home(home: u64) -> Result<(), Error> {
+    match is_blocked_home(home) {
+        true => Err(Error::WouldDeadlock),
+        false => Ok(()),
+    }
+}
+
 /// The homes that stop while this thread blocks (see [`is_blocked_home`]),
 /// or `None` (the common case, which allocates nothing).
 pub(crate) fn blocked_homes() -> Option<Homes> {

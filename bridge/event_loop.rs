@@ -167,7 +167,7 @@ impl LoopBuilder {
     /// assert_eq!(lp.handle().name(), "db");
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into().replace('\0', "?"));
+        self.name = Some(shared::thread_name(&name.into()));
         self
     }
 
@@ -285,8 +285,7 @@ impl LoopBuilder {
             // closed loop's runtime, with its epoll and event fds.
             let runtime_cell = Arc::new(OnceLock::<Weak<LoopShared>>::new());
             let on_park = runtime_cell.clone();
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+            let rt = match current_thread_runtime()
                 .on_thread_park(move || {
                     if let Some(shared) = on_park.get().and_then(Weak::upgrade) {
                         crate::park::spin_before_park(&shared.tokio);
@@ -332,19 +331,14 @@ pub(crate) fn run_here<F: Future>(
     if context::in_any_loop() {
         return Err(Error::NestedLoop);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = current_thread_runtime().build()?;
     let id = LoopId(shared::next_id());
     let name: std::sync::Arc<str> = match name {
         Some(name) => name.into(),
         None => std::thread::current().name().unwrap_or("bridge-run").into(),
     };
     let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
-    let origin = debug.enabled().then(|| Origin {
-        location,
-        loop_name: shared.name.clone(),
-    });
+    let origin = Origin::when(debug.enabled(), location, &shared.name);
     live::register(shared.clone());
     let ctx = context::enter(
         Marked::Bridge(LoopHandle::from_shared(shared.clone())),
@@ -387,10 +381,7 @@ impl LoopHandle {
         }
         // Outside the closure: a closure does not inherit `#[track_caller]`.
         let location = Location::caller();
-        let origin = shared.debug.enabled().then(|| Origin {
-            location,
-            loop_name: shared.name.clone(),
-        });
+        let origin = Origin::when(shared.debug.enabled(), location, &shared.name);
         let (promise, cf) = future::pair(shared.home(), origin.clone(), DropOutcome::LoopClosed);
         let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
         // The worker loop lives for the process: its counters are borrowed,
@@ -465,17 +456,12 @@ impl LoopHandle {
     {
         let shared = &self.shared;
         let home = shared.home();
-        if context::is_blocked_home(home) {
-            return Err(Error::WouldDeadlock);
-        }
+        context::refuse_blocked_home(home)?;
         if shared.is_closed() {
             return Err(Error::LoopClosed);
         }
         let location = Location::caller();
-        let origin = shared.debug.enabled().then(|| Origin {
-            location,
-            loop_name: shared.name.clone(),
-        });
+        let origin = Origin::when(shared.debug.enabled(), location, &shared.name);
         let target = origin.clone();
         // Refused at the limit of blocking calls inside worker-loop work.
         let _slot = crate::wait::reserve_blocking(location)?;
@@ -500,4 +486,13 @@ fn worker_shared() -> Option<&'static LoopShared> {
         Some(Ok(worker)) => Some(&*worker.shared),
         Some(Err(_)) | None => None,
     }
+}
+
+/// The runtime of a current-thread bridge loop (a [`Loop`] or a
+/// [`run`](crate::run) loop): tokio's current-thread scheduler with every
+/// driver (timers and I/O) on.
+fn current_thread_runtime() -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    builder
 }

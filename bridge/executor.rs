@@ -232,7 +232,7 @@ impl Executor {
     pub fn single_thread(name: &str) -> Executor {
         Executor::from_config(Config {
             max_threads: 1,
-            name: ThreadName::Exact(thread_name(name)),
+            name: ThreadName::Exact(shared::thread_name(name)),
             idle_timeout: None,
             stack_size: None,
             home: shared::next_id(),
@@ -540,18 +540,12 @@ impl ExecutorBuilder {
     pub fn build(self) -> Executor {
         Executor::from_config(Config {
             max_threads: self.max_threads.clamp(1, MAX_THREADS),
-            name: ThreadName::Prefix(thread_name(&self.name)),
+            name: ThreadName::Prefix(shared::thread_name(&self.name)),
             idle_timeout: self.idle_timeout,
             stack_size: self.stack_size,
             home: 0,
         })
     }
-}
-
-/// A thread name the OS accepts: NUL bytes (which would make the spawn
-/// panic inside `run`) become `?`, as in [`LoopBuilder::name`](crate::LoopBuilder::name).
-fn thread_name(name: &str) -> String {
-    name.replace('\0', "?")
 }
 
 /// The default executor's bound, as Python's: min(32, cores + 4).

@@ -617,9 +617,7 @@ impl<T> ConcurrentFuture<T> {
             if self.inner.is_stale() {
                 return Err(Error::LoopClosed);
             }
-            if self.is_home_thread() {
-                return Err(Error::WouldDeadlock);
-            }
+            crate::context::refuse_blocked_home(self.inner.home)?;
             let origin = self.inner.origin.as_ref();
             crate::wait::try_blocking_region_for(Location::caller(), origin, || {
                 self.inner.block_until(None)
@@ -680,8 +678,8 @@ impl<T> ConcurrentFuture<T> {
         if !self.done() && self.inner.is_stale() {
             return Err(Error::LoopClosed);
         }
-        if !self.done() && self.is_home_thread() {
-            return Err(Error::WouldDeadlock);
+        if !self.done() {
+            crate::context::refuse_blocked_home(self.inner.home)?;
         }
         if !self.wait_timeout(timeout) && (self.cancel() || !self.done()) {
             return Err(Error::Timeout);

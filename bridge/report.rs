@@ -29,6 +29,23 @@ pub(crate) struct Origin {
     pub(crate) loop_name: Arc<str>,
 }
 
+impl Origin {
+    /// Where `location` spawned (or waits on) work of the loop `loop_name`:
+    /// `Some` only when `debug` is on, so that with debug mode off nothing is
+    /// allocated or cloned.
+    #[inline]
+    pub(crate) fn when(
+        debug: bool,
+        location: &'static Location<'static>,
+        loop_name: &Arc<str>,
+    ) -> Option<Origin> {
+        debug.then(|| Origin {
+            location,
+            loop_name: loop_name.clone(),
+        })
+    }
+}
+
 /// A loop's debug settings.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DebugConfig {

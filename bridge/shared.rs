@@ -54,6 +54,12 @@ pub(crate) fn thread_no() -> u64 {
     .unwrap_or(u64::MAX)
 }
 
+/// A thread name the OS accepts: NUL bytes (which would make a thread's
+/// spawn panic) become `?`. For loops' and executors' threads.
+pub(crate) fn thread_name(name: &str) -> String {
+    name.replace('\0', "?")
+}
+
 /// Which kind of bridge loop a handle points to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {

@@ -201,18 +201,12 @@ where
     F::Output: Send + 'a,
 {
     let shared = worker_shared()?;
-    let origin = shared.debug.enabled().then(|| Origin {
-        location: caller,
-        loop_name: shared.name.clone(),
-    });
+    let origin = Origin::when(shared.debug.enabled(), caller, &shared.name);
     // What the wait is for, named in debug reports: also when only the
     // calling thread's loop is in debug mode.
     let target = match &origin {
         Some(o) => Some(o.clone()),
-        None => crate::watchdog::debug_here().then(|| Origin {
-            location: caller,
-            loop_name: shared.name.clone(),
-        }),
+        None => Origin::when(crate::watchdog::debug_here(), caller, &shared.name),
     };
     // Refused at the limit before anything is spawned (issue 11: 513 blocked calls).
     let _slot = crate::wait::reserve_blocking(caller)?;
