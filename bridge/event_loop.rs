@@ -61,6 +61,7 @@ pub struct Loop {
 /// assert_eq!(lp.handle().name(), "db");
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until build() or run() is called"]
 pub struct LoopBuilder {
     name: Option<String>,
     debug: Option<bool>,
@@ -352,8 +353,8 @@ pub(crate) fn run_here<F: Future>(
     out
 }
 
-/// Submitting work: the rest of `LoopHandle` (the type and its accessors
-/// are in [`shared`](crate::shared)).
+// Submitting work: the rest of `LoopHandle` (the type and its accessors
+// are in `shared.rs`).
 impl LoopHandle {
     /// Runs `fut` on this loop; the returned future gives its outcome
     /// (same as [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe)).

@@ -117,10 +117,12 @@ struct Inner<T> {
 /// well complete it in a forked child.
 const ANY_GENERATION: u64 = u64::MAX;
 
+#[allow(unsafe_code)]
 // SAFETY: the slot is handed from the promise's thread to the future's thread
 // through the Release/Acquire pair on `state`, so `T: Send` suffices; every
 // other field is `Send + Sync`.
 unsafe impl<T: Send> Send for Inner<T> {}
+#[allow(unsafe_code)]
 // SAFETY: shared access never yields `&T`: the slot is written by the unique
 // promise and moved out by the unique future, each at most once, ordered by
 // `state` (see the module docs).
@@ -238,6 +240,7 @@ impl<T> Inner<T> {
     }
 
     /// Publishes `result` unless the future was already cancelled.
+    #[allow(unsafe_code)] // the result slot: see the SAFETY comments
     fn complete(&self, result: Result<T, Error>) {
         if self.state().is_complete() {
             // Cancelled first: nobody will read it; drop it here, now.
@@ -388,6 +391,7 @@ impl<T> Inner<T> {
     }
 
     /// Moves the outcome out. Call once, after observing `COMPLETE`.
+    #[allow(unsafe_code)] // the result slot: see the SAFETY comments
     fn take(&self) -> Result<T, Error> {
         let s = self.state();
         debug_assert!(s.is_complete());
@@ -409,6 +413,7 @@ impl<T> Inner<T> {
     }
 
     #[cold]
+    #[allow(unsafe_code)] // the result slot: see the SAFETY comments
     fn report_unread_panic(&self) {
         // SAFETY: called only once both `COMPLETE` (without `CANCELLED`) and
         // `DROPPED` are set: the promise's write is done and the future, the only

@@ -92,6 +92,8 @@
 //!   child either.
 
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
+#![deny(unsafe_code)]
 
 mod context;
 mod entry;

@@ -123,7 +123,7 @@ pub(crate) trait Job: Send {
 const GRACE: Duration = Duration::from_micros(10);
 
 /// The most threads one pool may have.
-pub const MAX_THREADS: usize = 0x7FFF;
+pub(crate) const MAX_THREADS: usize = 0x7FFF;
 
 /// The pool's state, guarded by [`Shared::state`] (see the module docs).
 struct State {

@@ -143,6 +143,7 @@ std::thread_local! {
 /// this crate (`block_in_place`). Such a poll did not block its loop: the
 /// loop ran its other tasks meanwhile, which is the endorsed way to nest a
 /// blocking call inside worker-loop work.
+#[must_use = "the poll is timed until the timer is read"]
 pub(crate) struct PollTimer {
     start: Instant,
     away_before: Duration,
@@ -176,6 +177,7 @@ impl Drop for PollTimer {
 /// Measures, while it lives, time this thread's core spends on another
 /// thread; see [`PollTimer`]. No clock is read unless a poll is being timed
 /// on this thread (debug mode).
+#[must_use = "the time away is measured until the guard is dropped"]
 pub(crate) struct CoreAwayGuard(Option<Instant>);
 
 /// Starts measuring a `block_in_place` made by this thread; see [`CoreAwayGuard`].
