@@ -90,6 +90,36 @@
 //!   with spawn (Python: `multiprocessing.set_start_method("spawn")`).
 //!   Tokio runtimes of your own made before the fork are not usable in the
 //!   child either.
+//!
+//! ## How the crate is built
+//!
+//! Each module has one job, named by its file, and imports only modules on
+//! the rows below its own (or on its own row, without a cycle):
+//!
+//! ```text
+//! entry points   entry  limiter  iter_blocking  executor_stream  loom_api
+//! loops, pools   event_loop  worker  executor
+//! tasks          task  scoped  pool
+//! futures        future  stream_channel
+//! blocking       wait
+//! process-wide   watchdog  live
+//! per-thread     context
+//! a loop         shared
+//! primitives     sync  fork  error  park  report  stats
+//! ```
+//!
+//! From the bottom: `sync` names every atomic and lock (loom's under
+//! `--cfg bridge_loom`); `park` is the waiting strategy (spin, then park);
+//! `report` is the small interface through which everything reports in
+//! debug mode; `stats` are a loop's counters. `shared` is the state a loop's
+//! handles share, `context` what runs on this thread, `live` the list of
+//! live loops, `watchdog` the hang reports. `wait` holds the "never stall a
+//! loop while blocking" rule that every synchronous wait goes through.
+//! `future` is [`ConcurrentFuture`]; `task` the wrapper every spawned task
+//! runs in; `scoped` the borrowing hand-off. The worker loop registers
+//! itself with `context` when it starts, so nothing below `worker` imports
+//! it. `.ci/module-graph` prints the import graph and checks it against
+//! this diagram.
 
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
