@@ -100,7 +100,7 @@
 //! entry points   entry  limiter  iter_blocking  executor_stream  loom_api
 //! loops, pools   event_loop  worker  executor
 //! tasks          task  scoped  pool
-//! futures        future  stream_channel
+//! futures        future  completion  stream_channel
 //! blocking       wait
 //! process-wide   watchdog  live
 //! per-thread     context
@@ -115,8 +115,9 @@
 //! handles share, `context` what runs on this thread, `live` the list of
 //! live loops, `watchdog` the hang reports. `wait` holds the "never stall a
 //! loop while blocking" rule that every synchronous wait goes through.
-//! `future` is [`ConcurrentFuture`]; `task` the wrapper every spawned task
-//! runs in; `scoped` the borrowing hand-off. The worker loop registers
+//! `future` is [`ConcurrentFuture`] (its state machine: `completion`);
+//! `task` the wrapper every spawned task runs in; `scoped` the borrowing
+//! hand-off. The worker loop registers
 //! itself with `context` when it starts, so nothing below `worker` imports
 //! it. `.ci/module-graph` prints the import graph and checks it against
 //! this diagram.
@@ -125,6 +126,7 @@
 #![warn(unreachable_pub)]
 #![deny(unsafe_code)]
 
+mod completion;
 mod context;
 mod entry;
 mod error;
