@@ -18,10 +18,11 @@ use std::time::Duration;
 use crate::debug::{DebugConfig, Origin};
 use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
+use crate::inbox::Inbox;
 use crate::registry::{self, LoopId, Marked};
 use crate::stats::LoopStats;
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering, Weak};
-use crate::task::{Guarded, Task};
+use crate::task::{Detached, Guarded, Task};
 
 /// Which kind of bridge loop a handle points to.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,6 +52,9 @@ pub(crate) struct LoopShared {
     driver_no: AtomicU64,
     /// Tells an owned loop's thread to stop.
     stop: tokio::sync::Notify,
+    /// Work handed to an owned loop's thread while it spins before parking
+    /// (see [`crate::inbox`]); unused by the other kinds.
+    pub(crate) inbox: Inbox,
 }
 
 impl LoopShared {
@@ -72,6 +76,7 @@ impl LoopShared {
             thread: Mutex::new(std::thread::current().id()),
             driver_no: AtomicU64::new(registry::thread_no()),
             stop: tokio::sync::Notify::new(),
+            inbox: Inbox::new(),
         });
         if debug.enabled() {
             crate::stats::start_lag_probe(&shared);
@@ -329,7 +334,8 @@ impl LoopBuilder {
         let (ready_tx, ready_rx) = future::promise::<LoopHandle>();
         let join = thread.spawn(move || {
             // A request/response burst from another thread is served without
-            // the loop's thread sleeping between calls (see `worker::spin_before_park`).
+            // the loop's thread sleeping between calls, and without tokio's
+            // wake-up per remote spawn (see `crate::inbox`).
             // The hook lives inside the runtime, so it holds the loop weakly:
             // owning the runtime's handle would be a cycle that leaks every
             // closed loop's runtime, with its epoll and event fds.
@@ -339,7 +345,7 @@ impl LoopBuilder {
                 .enable_all()
                 .on_thread_park(move || {
                     if let Some(shared) = on_park.get().and_then(Weak::upgrade) {
-                        crate::worker::spin_before_park(&shared.tokio);
+                        shared.inbox.spin_before_park(&shared.tokio);
                     }
                 })
                 .build()
@@ -354,11 +360,22 @@ impl LoopBuilder {
             registry::register(shared.clone());
             ready_tx.set_result(handle);
             rt.block_on(async {
-                while !shared.is_closed() {
-                    shared.stop.notified().await;
-                }
+                let mut stop = std::pin::pin!(shared.stop.notified());
+                std::future::poll_fn(|cx| loop {
+                    // Woken by a submitter that found the loop not accepting.
+                    shared.inbox.poll_serve(cx);
+                    if shared.is_closed() {
+                        return std::task::Poll::Ready(());
+                    }
+                    if stop.as_mut().poll(cx).is_pending() {
+                        return std::task::Poll::Pending;
+                    }
+                    stop.set(shared.stop.notified());
+                })
+                .await
             });
             shared.close();
+            shared.inbox.close();
             // Dropping the runtime drops every task left, here, on this thread.
             drop(rt);
         })?;
@@ -438,6 +455,12 @@ impl LoopHandle {
             None => guarded.counted(&shared.stats),
         };
         let task = Task::new(guarded, promise);
+        // A loop spinning before it parks takes the task without tokio's
+        // wake-up (see `crate::inbox`).
+        if shared.kind == Kind::Owned && shared.inbox.accepting() {
+            shared.inbox.push(Box::pin(task));
+            return cf;
+        }
         let join = shared.tokio.spawn(task);
         cf.set_abort(join.abort_handle());
         cf
@@ -460,10 +483,23 @@ impl LoopHandle {
     /// ```
     #[track_caller]
     pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Error> {
-        if self.shared.is_closed() {
+        let shared = &self.shared;
+        if shared.is_closed() {
             return Err(Error::LoopClosed);
         }
-        drop(self.spawn(async move { f() }));
+        if shared.kind != Kind::Owned {
+            drop(self.spawn(async move { f() }));
+            return Ok(());
+        }
+        // One allocation, no `ConcurrentFuture`; in order with earlier calls.
+        let location = Location::caller();
+        let origin = shared.debug.enabled().then(|| Origin {
+            location,
+            loop_name: shared.name.clone(),
+        });
+        let guarded = Guarded::new(async move { f() }, origin.clone(), shared.debug.slow_poll())
+            .counted(&shared.stats);
+        shared.inbox.push(Box::pin(Detached::new(guarded, origin)));
         Ok(())
     }
 

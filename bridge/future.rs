@@ -94,6 +94,9 @@ struct Waiters {
     callbacks: Vec<Callback>,
     /// Stops the task on its loop when the future is cancelled.
     abort: Option<tokio::task::AbortHandle>,
+    /// Or wakes it, when it checks for cancellation itself (a job of a
+    /// loop's inbox that became a task).
+    cancel_waker: Option<Waker>,
 }
 
 struct Inner<T> {
@@ -244,6 +247,9 @@ impl<T> Inner<T> {
         if let Some(abort) = w.abort {
             abort.abort();
         }
+        if let Some(task) = w.cancel_waker {
+            task.wake();
+        }
         for t in w.thread.into_iter().chain(w.more_threads) {
             t.unpark();
         }
@@ -295,6 +301,19 @@ impl<T> Inner<T> {
             handle.abort();
         } else if !s.is_complete() {
             w.abort = Some(handle);
+        }
+    }
+
+    /// Registers the waker of the task that runs the work, woken if the
+    /// future is cancelled (the task then drops the work).
+    fn set_cancel_waker(&self, waker: &Waker) {
+        let mut w = self.waiters.lock();
+        let s = self.state();
+        if s.is_cancelled() {
+            drop(w);
+            waker.wake_by_ref();
+        } else if !s.is_complete() {
+            w.cancel_waker = Some(waker.clone());
         }
     }
 
@@ -394,6 +413,11 @@ impl<T> Promise<T> {
 
     fn inner(&self) -> &Inner<T> {
         self.inner.as_ref().expect("promise used after completion")
+    }
+
+    /// Wakes `waker` when the future is cancelled (now, if it already is).
+    pub(crate) fn set_cancel_waker(&self, waker: &Waker) {
+        self.inner().set_cancel_waker(waker)
     }
 
     /// Publishes the outcome: wakes every waiter and runs every done-callback

@@ -71,6 +71,7 @@ mod event_loop;
 mod executor;
 mod fork;
 mod future;
+mod inbox;
 mod limiter;
 mod once;
 mod park;
