@@ -455,9 +455,10 @@ impl LoopHandle {
             None => guarded.counted(&shared.stats),
         };
         let task = Task::new(guarded, promise);
-        // A loop spinning before it parks takes the task without tokio's
-        // wake-up (see `crate::inbox`).
-        if shared.kind == Kind::Owned && shared.inbox.accepting() {
+        // An owned loop takes its work through its inbox: one queue, so work
+        // starts in the order it was submitted, and no wake-up while the loop
+        // spins before parking (see `crate::inbox`).
+        if shared.kind == Kind::Owned {
             shared.inbox.push(Box::pin(task));
             return cf;
         }

@@ -11,15 +11,23 @@
 //! per `spawn(ready).wait()`, 4x `call_blocking` to the worker loop, which a
 //! multi-thread runtime wakes only when it is idle).
 //!
-//! The inbox is the way around: while the loop's thread spins before it
-//! parks (`on_thread_park`, as the worker does), it *accepts*: a submission
-//! goes into this queue with one lock and one atomic operation, and the
-//! spinning thread runs it at once, polling it inline; a future still
-//! pending after that first poll becomes a tokio task spawned from the
-//! loop's own thread (no wake-up needed). When the loop does not accept
-//! (it is busy, or asleep) a submission goes through tokio as before, or
-//! (for [`Inbox::push`]) into the queue with a wake-up of the loop.
+//! The inbox is the way around. Every submission to a `Loop` (`spawn`,
+//! `block_on`, `run_coroutine_threadsafe`, `call_soon_threadsafe`) is boxed
+//! into this one queue, so work starts in the order it was submitted. While
+//! the loop's thread spins before it parks (`on_thread_park`, as the worker
+//! does) it *accepts*: it takes what arrives and polls it at once, inline,
+//! inside the runtime's context, with no wake-up on either side. A future
+//! still pending after that first poll becomes a tokio task, spawned from
+//! the loop's own thread (a local spawn, no wake-up either). When the loop
+//! does not accept (it runs tasks, or sleeps), the submitter wakes it
+//! through the waker of its `block_on` future, which takes the queue next.
 //!
+//! A spin runs at most [`JOBS_PER_SPIN`] jobs before it lets tokio poll
+//! its driver, as tokio polls it every 61 tasks, so a stream of submissions
+//! cannot starve timers and I/O. A job's first poll runs outside any task:
+//! `tokio::task::id()` is not available there (`try_id()` is `None`), and
+//! tokio's cooperative budget does not limit it.
+
 //! # The state word
 //!
 //! | bit         | set by                                 | cleared by                          | meaning |
@@ -84,21 +92,14 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     pub(crate) fn new() -> Self {
+        // Room for a few jobs up front: a loop's first jobs through the inbox
+        // allocate nothing more than later ones.
         Inbox {
             state: AtomicUsize::new(0),
-            queue: Mutex::new(VecDeque::new()),
-            batch: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(VecDeque::with_capacity(8)),
+            batch: Mutex::new(VecDeque::with_capacity(8)),
             waker: Mutex::new(None),
         }
-    }
-
-    /// Whether the loop is spinning and would take a job without a wake-up
-    /// (a hint: [`try_push`](Self::try_push) decides).
-    #[inline]
-    pub(crate) fn accepting(&self) -> bool {
-        // ORDERING: Relaxed: a hint that spares a submission the box when the
-        // loop is busy; the `fetch_or` in `push` decides.
-        self.state.load(Ordering::Relaxed) & (ACCEPTING | CLOSED) == ACCEPTING
     }
 
     /// Queues `job` for the loop and makes sure it runs: at once if the loop
