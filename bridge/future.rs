@@ -347,7 +347,7 @@ impl<T> Inner<T> {
 
     /// Blocks this thread until complete or `deadline`. Returns whether complete.
     fn block_until(&self, deadline: Option<Instant>) -> bool {
-        if park::spin_until(|| self.state().is_complete()) {
+        if park::spin_wait(|| self.state().is_complete()) {
             return true;
         }
         if self.register_thread() {

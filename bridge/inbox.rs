@@ -115,6 +115,9 @@ impl Inbox {
             self.drop_queued();
         } else if prev & (ACCEPTING | NOTIFIED) == 0 {
             self.wake();
+            // The loop may have been asleep: a wait for this job spins
+            // through its wake-up (see `park::WAKE_UP_SPIN`).
+            park::expect_wake_up();
         }
     }
 

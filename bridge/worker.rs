@@ -26,7 +26,7 @@ use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::once::OnceCell;
 use crate::park;
 use crate::registry::{self, LoopId};
-use crate::sync::plain::{Arc, OnceLock};
+use crate::sync::plain::{Arc, AtomicBool, OnceLock, Ordering};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -51,10 +51,16 @@ loom::lazy_static! {
 /// that arrived while the worker was finishing its previous task is already
 /// in the queue when this runs, and must end the spin at once (tokio then
 /// finds it before parking), not after the whole budget.
-pub(crate) fn spin_before_park(runtime: &tokio::runtime::Handle) {
+/// Returns whether a task came (else the worker is about to sleep).
+pub(crate) fn spin_before_park(runtime: &tokio::runtime::Handle) -> bool {
     let metrics = runtime.metrics();
-    park::spin_until(|| metrics.global_queue_depth() > 0);
+    park::spin_until(|| metrics.global_queue_depth() > 0)
 }
+
+/// Whether the worker's thread has stopped spinning and parks (or sleeps):
+/// a hand-off then pays its wake-up, and the caller's wait spins through it
+/// (see [`park::WAKE_UP_SPIN`]). A hint: it may be stale either way.
+static ASLEEP: AtomicBool = AtomicBool::new(false);
 
 fn start() -> Result<Worker, Error> {
     crate::fork::watch();
@@ -75,10 +81,17 @@ fn start() -> Result<Worker, Error> {
         .on_thread_park(move || {
             record(&on_park);
             if let Some(shared) = on_park.get() {
-                spin_before_park(&shared.tokio);
+                if !spin_before_park(&shared.tokio) {
+                    // ORDERING: Relaxed: a hint for callers (see `ASLEEP`).
+                    ASLEEP.store(true, Ordering::Relaxed);
+                }
             }
         })
-        .on_thread_unpark(move || record(&on_unpark))
+        .on_thread_unpark(move || {
+            // ORDERING: Relaxed: a hint (see `ASLEEP`).
+            ASLEEP.store(false, Ordering::Relaxed);
+            record(&on_unpark)
+        })
         .build()?;
     let shared = LoopShared::new(
         "bridge-worker".into(),
@@ -244,6 +257,10 @@ where
         .counted_static(&shared.stats)
         .driven_by(shared);
     let join = shared.tokio.spawn(guarded);
+    // ORDERING: Relaxed: a hint (see `ASLEEP`).
+    if ASLEEP.load(Ordering::Relaxed) {
+        park::expect_wake_up();
+    }
     // `unconstrained`: inside a runtime, tokio's task budget would otherwise
     // make the join handle return `Pending` forever to a thread that blocks.
     let joined = blocking_region_for(caller, target.as_ref(), || {
