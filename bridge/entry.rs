@@ -1,16 +1,15 @@
 //! The entry points: [`run`], [`block_on_safe`], [`call_blocking`] and
 //! [`run_coroutine_threadsafe`].
 
-use std::cell::OnceCell;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crate::debug::{DebugConfig, DEFAULT_SLOW_POLL};
 use crate::error::{Error, PanicError};
 use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::future::ConcurrentFuture;
+use crate::park;
 use crate::registry::{self, LoopId, Marked};
 use crate::task::Guarded;
 use crate::worker;
@@ -39,6 +38,19 @@ use crate::worker;
 /// ```
 #[track_caller]
 pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
+    let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
+    run_here(None, debug, Location::caller(), fut)
+}
+
+/// [`run`] with a loop's settings (from [`LoopBuilder::run`](crate::LoopBuilder::run)):
+/// `name` names the loop (default: this thread's name, else `bridge-run`),
+/// `debug` its debug mode, `location` the call site named in debug reports.
+pub(crate) fn run_here<F: Future>(
+    name: Option<String>,
+    debug: DebugConfig,
+    location: &'static Location<'static>,
+    fut: F,
+) -> Result<F::Output, Error> {
     if registry::in_any_loop() {
         return Err(Error::NestedLoop);
     }
@@ -46,11 +58,11 @@ pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
         .enable_all()
         .build()?;
     let id = LoopId(registry::next_id());
-    let name = std::thread::current().name().unwrap_or("bridge-run").into();
-    let debug = DebugConfig::new(None, DEFAULT_SLOW_POLL);
+    let name: std::sync::Arc<str> = match name {
+        Some(name) => name.into(),
+        None => std::thread::current().name().unwrap_or("bridge-run").into(),
+    };
     let shared = LoopShared::new(name, id, Kind::Run, rt.handle().clone(), debug);
-    // Outside the closure: a closure does not inherit `#[track_caller]`.
-    let location = Location::caller();
     let origin = debug.enabled().then(|| crate::debug::Origin {
         location,
         loop_name: shared.name.clone(),
@@ -68,31 +80,27 @@ pub fn run<F: Future>(fut: F) -> Result<F::Output, Error> {
     out
 }
 
-crate::sync::thread_local! {
-    /// The runtime that gives inline `block_on_safe` calls their tokio context
-    /// (timers, I/O), built on a thread's first call and reused after.
-    static INLINE: OnceCell<tokio::runtime::Runtime> = const { OnceCell::new() };
-}
-
 /// Runs `fut` to completion from sync code, anywhere, without panicking or
-/// deadlocking for nesting.
+/// deadlocking for nesting. `fut` may borrow from the caller.
 ///
-/// * No loop runs on this thread: `fut` runs right here (no thread hop) with
-///   a tokio context, so tokio timers and I/O work. A future that is ready at
-///   once never enters a scheduler, and nothing is allocated after a thread's
-///   first call.
+/// * No loop runs on this thread: `fut` runs right here (no thread hop),
+///   under the [worker loop](crate::worker_loop)'s tokio context. The worker
+///   loop's own thread drives the timers and I/O that `fut` uses, and runs
+///   what `fut` spawns: tasks started with `tokio::spawn` (including those a
+///   library spawns from `Drop`, such as a pool taking back a connection)
+///   land on the worker loop and outlive the call, and resources made here
+///   keep working from any later call or thread. A future that is ready at
+///   once never enters a scheduler, and nothing is allocated after the
+///   thread's first call.
 /// * A loop runs on this thread (bridge, tokio or foreign): `fut` is handed to
-///   the [worker loop](crate::worker_loop) and this thread blocks until it is
-///   done; on a tokio multi-thread runtime through `block_in_place`, so the
-///   runtime's other tasks keep moving. On the worker loop's own thread it
-///   still completes.
-///
-/// Tasks `fut` starts with `tokio::spawn` are not promised to outlive it;
-/// use [`call_blocking`] or `worker_loop().spawn` for background work.
+///   the worker loop and this thread blocks until it is done and dropped; on
+///   a tokio multi-thread runtime through `block_in_place`, so the runtime's
+///   other tasks keep moving. On the worker loop's own thread it still
+///   completes.
 ///
 /// # Errors
 ///
-/// `Panicked` if `fut` panics; `Io` if a runtime cannot be started.
+/// `Panicked` if `fut` panics; `Io` if the worker loop cannot be started.
 ///
 /// # Deadlock
 ///
@@ -105,8 +113,9 @@ crate::sync::thread_local! {
 /// # Examples
 ///
 /// ```
-/// // From sync code: runs inline.
-/// assert_eq!(bridge::block_on_safe(async { 1 }).unwrap(), 1);
+/// // From sync code: runs inline, and may borrow.
+/// let name = String::from("db");
+/// assert_eq!(bridge::block_on_safe(async { name.len() }).unwrap(), 2);
 ///
 /// // Inside a runtime, where `Runtime::block_on` panics: hands off.
 /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -121,51 +130,24 @@ crate::sync::thread_local! {
 #[track_caller]
 pub fn block_on_safe<F>(fut: F) -> Result<F::Output, Error>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + Send,
+    F::Output: Send,
 {
+    let caller = Location::caller();
     if registry::in_any_loop() {
-        return worker::handoff(fut, Location::caller());
+        return worker::handoff(fut, caller, None);
     }
-    block_inline(fut)
+    block_inline(fut, caller)
 }
 
-fn block_inline<F: Future>(fut: F) -> Result<F::Output, Error> {
-    let mut fut = Some(fut);
-    let inline = INLINE.try_with(|cell| {
-        let rt = match cell.get() {
-            Some(rt) => rt,
-            None => {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                cell.get_or_init(|| rt)
-            }
-        };
-        let mut fut = pin!(fut.take().expect("taken once"));
-        {
-            // Fast path: a future that is ready at once needs no scheduler.
-            let _enter = rt.enter();
-            match catch(|| fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))) {
-                Ok(Poll::Ready(v)) => return Ok(Ok(v)),
-                Ok(Poll::Pending) => {}
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        Ok::<_, std::io::Error>(catch(|| rt.block_on(fut)))
-    });
-    match inline {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => Err(Error::Io(e)),
-        // Thread teardown: the thread-local is gone; a one-off runtime will do.
-        Err(_) => {
-            let fut = fut.take().expect("not taken when the thread-local is gone");
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            catch(|| rt.block_on(fut))
-        }
-    }
+/// The inline path of [`block_on_safe`]: polls `fut` on this thread, with a
+/// live waker from the first poll, inside the worker loop's tokio context.
+fn block_inline<F: Future>(fut: F, caller: &'static Location<'static>) -> Result<F::Output, Error> {
+    let worker = worker::worker_shared()?;
+    let _context = worker.tokio.enter();
+    // Debug mode watches inline waits for hangs too.
+    let _watch = crate::debug::watch_wait(caller, None);
+    catch(|| park::block_on(fut))
 }
 
 fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
@@ -174,7 +156,8 @@ fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
 
 /// Runs `fut` on the worker loop and blocks this thread for its output: the
 /// entry point for sync code such as a web handler or the blocking half of a
-/// library.
+/// library. `fut` may borrow from the caller: this call returns (or unwinds)
+/// only after `fut` has finished and been dropped on the worker loop.
 ///
 /// The worker loop's reactor is always driven, so connection pools, clients
 /// and timers created by one call keep working in the next. Works from a
@@ -189,28 +172,73 @@ fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
 /// # Examples
 ///
 /// ```
-/// fn handler() -> u32 {
-///     bridge::call_blocking(async {
+/// struct Client { base: String }
+/// impl Client {
+///     async fn get(&self, path: &str) -> String {
 ///         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-///         200
-///     })
+///         format!("{}{path}", self.base)
+///     }
+///     // The blocking twin: one line, borrowing `self` and `path`.
+///     fn get_blocking(&self, path: &str) -> String {
+///         bridge::call_blocking(self.get(path))
+///     }
 /// }
-/// assert_eq!(handler(), 200);
+/// let c = Client { base: "http://db".into() };
+/// assert_eq!(c.get_blocking("/k"), "http://db/k");
 /// // Also inside an async context, where `reqwest::blocking` would panic:
 /// let rt = tokio::runtime::Runtime::new().unwrap();
-/// assert_eq!(rt.block_on(async { handler() }), 200);
+/// assert_eq!(rt.block_on(async { c.get_blocking("/x") }), "http://db/x");
 /// ```
 #[track_caller]
 pub fn call_blocking<F>(fut: F) -> F::Output
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + Send,
+    F::Output: Send,
 {
-    match worker::handoff(fut, Location::caller()) {
+    match worker::handoff(fut, Location::caller(), None) {
         Ok(v) => v,
         Err(Error::Panicked(p)) => resume_unwind(p.into_panic()),
         Err(e) => panic!("bridge::call_blocking: {e}"),
     }
+}
+
+/// [`call_blocking`] with a bound on the wait: runs `fut` on the worker loop
+/// and blocks this thread for at most about `timeout`.
+///
+/// When the time is up, `fut` is cancelled and dropped on the worker loop
+/// before this returns `Err(Timeout)`, so `fut` may borrow from the caller.
+/// A future that is in the middle of a poll when the time runs out is
+/// dropped once that poll returns: a poll that blocks its thread delays the
+/// return by as long. A result that arrives while the cancellation is under
+/// way is returned rather than lost.
+///
+/// # Errors
+///
+/// `Timeout` if `fut` did not finish in time; `Panicked` if it panicked;
+/// `Io` if the worker loop cannot be started.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let slow = bridge::call_blocking_timeout(Duration::from_millis(10), async {
+///     tokio::time::sleep(Duration::from_secs(60)).await;
+/// });
+/// assert!(matches!(slow, Err(bridge::Error::Timeout)));
+///
+/// let key = String::from("k");
+/// let fast = bridge::call_blocking_timeout(Duration::from_secs(5), async { key.len() });
+/// assert_eq!(fast.unwrap(), 1);
+/// ```
+#[track_caller]
+pub fn call_blocking_timeout<F>(timeout: Duration, fut: F) -> Result<F::Output, Error>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    // A timeout too large to represent is no timeout.
+    let deadline = Instant::now().checked_add(timeout);
+    worker::handoff(fut, Location::caller(), deadline)
 }
 
 /// Python's `asyncio.run_coroutine_threadsafe`: runs `fut` on the loop `lp`

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::debug::{DebugConfig, Origin};
 use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, InboxSpawner, Queued};
 use crate::registry::{self, LoopId, Marked};
 use crate::stats::LoopStats;
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, OnceLock, Ordering, Weak};
@@ -308,6 +308,42 @@ impl LoopBuilder {
         self
     }
 
+    /// Python's `asyncio.run(coro, debug=...)`: [`run`](crate::run) with this
+    /// builder's settings, on this thread. Runs `fut` to completion on a fresh
+    /// loop named and configured by the builder, then cancels every task
+    /// still spawned on it (their destructors run) and closes it.
+    ///
+    /// The loop runs on the calling thread, so [`stack_size`](Self::stack_size)
+    /// does not apply; `name` names the loop (in
+    /// [`running_loop`](crate::running_loop), [`loops`](crate::loops) and debug
+    /// reports), not the thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](crate::run): `NestedLoop` if a loop already runs on this
+    /// thread; `Panicked` if `fut` panics; `Io` if the runtime cannot be built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let name = bridge::Loop::builder()
+    ///     .name("main")
+    ///     .debug(true)
+    ///     .slow_poll_threshold(Duration::from_millis(50))
+    ///     .run(async {
+    ///         tokio::time::sleep(Duration::from_millis(1)).await;
+    ///         bridge::get_running_loop().unwrap().name().to_owned()
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(name, "main");
+    /// ```
+    #[track_caller]
+    pub fn run<F: Future>(self, fut: F) -> Result<F::Output, Error> {
+        let debug = DebugConfig::new(self.debug, self.slow_poll_threshold);
+        crate::entry::run_here(self.name, debug, Location::caller(), fut)
+    }
+
     /// Starts the loop's thread and runtime.
     ///
     /// # Errors
@@ -459,7 +495,7 @@ impl LoopHandle {
         // starts in the order it was submitted, and no wake-up while the loop
         // spins before parking (see `crate::inbox`).
         if shared.kind == Kind::Owned {
-            shared.inbox.push(Box::pin(task));
+            shared.inbox.push(Queued::Boxed(Box::pin(task)));
             return cf;
         }
         let join = shared.tokio.spawn(task);
@@ -500,11 +536,15 @@ impl LoopHandle {
         });
         let guarded = Guarded::new(async move { f() }, origin.clone(), shared.debug.slow_poll())
             .counted(&shared.stats);
-        shared.inbox.push(Box::pin(Detached::new(guarded, origin)));
+        shared
+            .inbox
+            .push(Queued::Boxed(Box::pin(Detached::new(guarded, origin))));
         Ok(())
     }
 
-    /// Runs `fut` on this loop and blocks this thread until it is done.
+    /// Runs `fut` on this loop and blocks this thread until it is done and
+    /// dropped there. `fut` may borrow from the caller (see
+    /// [`call_blocking`](crate::call_blocking)).
     ///
     /// On the worker loop this always completes, also from the worker's own
     /// thread (the worker hands its core to another thread first).
@@ -527,14 +567,41 @@ impl LoopHandle {
     #[track_caller]
     pub fn block_on<F>(&self, fut: F) -> Result<F::Output, Error>
     where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
+        F: Future + Send,
+        F::Output: Send,
     {
-        let home = self.shared.home();
+        let shared = &self.shared;
+        let home = shared.home();
         if home != 0 && registry::current_home() == home {
             return Err(Error::WouldDeadlock);
         }
-        self.spawn(fut).wait()
+        if shared.is_closed() {
+            return Err(Error::LoopClosed);
+        }
+        let location = Location::caller();
+        let origin = shared.debug.enabled().then(|| Origin {
+            location,
+            loop_name: shared.name.clone(),
+        });
+        let target = origin.clone();
+        let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
+        let guarded = match shared.kind {
+            Kind::Worker => match crate::worker::worker_shared() {
+                Ok(worker) => guarded.counted_static(&worker.stats).driven_by(worker),
+                Err(_) => guarded.counted(&shared.stats),
+            },
+            Kind::Owned | Kind::Run => guarded.counted(&shared.stats),
+        };
+        if shared.kind == Kind::Owned {
+            // Through the inbox, in order with every other submission.
+            let spawner = InboxSpawner {
+                inbox: &shared.inbox,
+                caller: location,
+                target: target.as_ref(),
+            };
+            return crate::scoped::block_on_with(&spawner, guarded, None);
+        }
+        crate::scoped::block_on(&shared.tokio, guarded, location, target.as_ref(), None)
     }
 
     /// The loop's name.

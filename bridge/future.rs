@@ -234,18 +234,22 @@ impl<T> Inner<T> {
             return; // lost the race to `cancel`
         }
         if prev.has_waiters() {
-            self.wake_all();
+            self.wake_all(false);
         }
         if panicked && prev.is_dropped() {
             self.report_unread_panic();
         }
     }
 
-    /// Takes everything registered on the slow path and wakes it, outside the lock.
-    fn wake_all(&self) {
+    /// Takes everything registered on the slow path and wakes it, outside the
+    /// lock. `cancelling`: stop the task too; otherwise the task's abort
+    /// handle is only released (it keeps the finished task's memory alive).
+    fn wake_all(&self, cancelling: bool) {
         let w = mem::take(&mut *self.waiters.lock());
         if let Some(abort) = w.abort {
-            abort.abort();
+            if cancelling {
+                abort.abort();
+            }
         }
         if let Some(task) = w.cancel_waker {
             task.wake();
@@ -288,14 +292,21 @@ impl<T> Inner<T> {
             }
         }
         // Always lock: the abort handle may be registered even without waiters.
-        self.wake_all();
+        self.wake_all(true);
         true
     }
 
     /// Registers the handle that stops the task if the future is cancelled.
+    ///
+    /// The handle counts as a waiter (`HAS_WAITERS`), so the completer takes
+    /// the lock and releases it: a handle held past completion would keep the
+    /// finished task's allocation, sized for its whole future, alive for as
+    /// long as the user keeps the `ConcurrentFuture`.
     fn set_abort(&self, handle: tokio::task::AbortHandle) {
         let mut w = self.waiters.lock();
-        let s = self.state();
+        // ORDERING: AcqRel, as in `register_thread`: either this sees
+        // `COMPLETE` or the completer sees `HAS_WAITERS` and locks after us.
+        let s = State(self.state.fetch_or(HAS_WAITERS, Ordering::AcqRel));
         if s.is_cancelled() {
             drop(w);
             handle.abort();
@@ -432,7 +443,7 @@ impl<T> Promise<T> {
     /// ```
     pub fn complete(mut self, result: Result<T, crate::Error>) {
         if let Some(inner) = self.inner.take() {
-            inner.complete(result);
+            finish(inner, result);
         }
     }
 
@@ -485,11 +496,32 @@ impl<T> Promise<T> {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            inner.complete(Err(match self.on_drop {
+            let outcome = match self.on_drop {
                 DropOutcome::Cancelled => Error::Cancelled,
                 DropOutcome::LoopClosed => Error::LoopClosed,
-            }));
+            };
+            finish(inner, Err(outcome));
         }
+    }
+}
+
+/// Publishes `result` and lets go of the promise's reference. If the future
+/// was detached (or cancelled), the result is dropped here, on the completing
+/// thread: a `Drop` of the user's value that panics is caught and reported,
+/// so the thread completing work (a loop, the worker, a pool thread) and its
+/// counts are unaffected.
+fn finish<T>(inner: Arc<Inner<T>>, result: Result<T, Error>) {
+    let outcome = catch_unwind(AssertUnwindSafe(move || {
+        inner.complete(result);
+        drop(inner);
+    }));
+    if let Err(payload) = outcome {
+        tracing::error!(
+            target: "bridge::debug",
+            panic = crate::error::payload_message(&*payload),
+            "bridge: dropping a result nobody read panicked (its type's Drop); \
+             the panic was caught and the thread that completed the work carries on"
+        );
     }
 }
 

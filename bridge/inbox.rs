@@ -48,11 +48,15 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
+use crate::debug::Origin;
 use crate::park;
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::scoped::{ScopedTask, Spawner};
+use crate::sync::{self, Arc, AtomicUsize, Mutex, Ordering, Thread};
 
 const ACCEPTING: usize = 1 << 0;
 const NOTIFIED: usize = 1 << 1;
@@ -75,15 +79,46 @@ pub(crate) trait Job: Send + 'static {
     fn on_cancel_wake(&self, waker: &Waker);
 }
 
-pub(crate) type BoxJob = Pin<Box<dyn Job>>;
+/// What the queue holds.
+pub(crate) enum Queued {
+    /// A spawned future and the promise of its `ConcurrentFuture`, boxed
+    /// (its type is erased).
+    Boxed(Pin<Box<dyn Job>>),
+    /// A borrowing hand-off (`LoopHandle::block_on`): the future stays in
+    /// the blocked caller's frame (see [`crate::scoped`]); nothing is boxed.
+    Scoped(ScopedJob),
+}
+
+impl Queued {
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Queued::Boxed(job) => job.as_mut().poll_job(cx),
+            Queued::Scoped(job) => job.poll_job(cx),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        match self {
+            Queued::Boxed(job) => job.is_cancelled(),
+            Queued::Scoped(job) => job.join.aborted(),
+        }
+    }
+
+    fn on_cancel_wake(&self, waker: &Waker) {
+        match self {
+            Queued::Boxed(job) => job.on_cancel_wake(waker),
+            Queued::Scoped(job) => job.join.on_abort_wake(waker),
+        }
+    }
+}
 
 /// The queue and state word of one loop (see the module docs).
 pub(crate) struct Inbox {
     state: AtomicUsize,
-    queue: Mutex<VecDeque<BoxJob>>,
+    queue: Mutex<VecDeque<Queued>>,
     /// The batch being run: swapped with `queue`, so both keep their
     /// capacity and a warm inbox allocates nothing. Only the loop locks it.
-    batch: Mutex<VecDeque<BoxJob>>,
+    batch: Mutex<VecDeque<Queued>>,
     /// The waker of the loop's `block_on` future, which takes batches when
     /// the loop is woken: the wake-up of a submitter that found the loop
     /// not accepting.
@@ -105,7 +140,7 @@ impl Inbox {
     /// Queues `job` for the loop and makes sure it runs: at once if the loop
     /// is accepting, else after waking it. If the loop has stopped, the job is
     /// dropped here (its future resolves to `Err(LoopClosed)`).
-    pub(crate) fn push(&self, job: BoxJob) {
+    pub(crate) fn push(&self, job: Queued) {
         self.queue.lock().push_back(job);
         // ORDERING: AcqRel: Release orders the queueing before the loop's
         // Acquire of `NOTIFIED`; Acquire orders the loop's last batch (and the
@@ -237,7 +272,7 @@ impl Inbox {
 /// Polls `job` once, inline, on the loop's thread (inside its runtime
 /// context, so it may spawn, use timers and I/O); if it is still pending,
 /// hands it to tokio as a task. Returns whether it became a task.
-fn run(mut job: BoxJob) -> bool {
+fn run(mut job: Queued) -> bool {
     if job.is_cancelled() {
         return false;
     }
@@ -246,7 +281,7 @@ fn run(mut job: BoxJob) -> bool {
     // waker, which the job registers then (a future must wake the waker of
     // its latest poll).
     let mut cx = Context::from_waker(Waker::noop());
-    if job.as_mut().poll_job(&mut cx).is_ready() {
+    if job.poll_job(&mut cx).is_ready() {
         return false;
     }
     drop(tokio::spawn(JobTask {
@@ -258,7 +293,7 @@ fn run(mut job: BoxJob) -> bool {
 
 /// A job that did not finish on its first poll, as a tokio task.
 struct JobTask {
-    job: BoxJob,
+    job: Queued,
     registered: bool,
 }
 
@@ -273,6 +308,151 @@ impl Future for JobTask {
         if self.job.is_cancelled() {
             return Poll::Ready(());
         }
-        self.job.as_mut().poll_job(cx)
+        self.job.poll_job(cx)
+    }
+}
+
+// ------------------------------------------------------------------------
+// The borrowing hand-off through the inbox.
+
+const DONE: usize = 1 << 0;
+const ABORT: usize = 1 << 1;
+
+/// Shared by a [`ScopedJob`] and its caller: whether the job is over (its
+/// future finished or dropped: it no longer touches the caller's frame), and
+/// whether the caller asked for it to be dropped.
+pub(crate) struct ScopedJoin {
+    state: AtomicUsize,
+    /// The caller, blocked until `DONE`.
+    waiter: Thread,
+    /// The waker of the tokio task the job became, if it did: an abort wakes
+    /// it, so the job is dropped promptly.
+    task: Mutex<Option<Waker>>,
+}
+
+impl ScopedJoin {
+    fn done(&self) -> bool {
+        // ORDERING: Acquire pairs with the Release in `finish`: what the job
+        // wrote into the caller's frame is visible once `DONE` is.
+        self.state.load(Ordering::Acquire) & DONE != 0
+    }
+
+    fn aborted(&self) -> bool {
+        // ORDERING: Relaxed: a request; the job is dropped (and `DONE` set,
+        // Release) afterwards, which is what the caller waits for.
+        self.state.load(Ordering::Relaxed) & ABORT != 0
+    }
+
+    /// The job is over: it will not touch the caller's frame again.
+    fn finish(&self) {
+        // ORDERING: Release publishes the job's last writes to the frame.
+        if self.state.fetch_or(DONE, Ordering::Release) & DONE == 0 {
+            self.waiter.unpark();
+        }
+    }
+
+    fn abort(&self) {
+        // ORDERING: Relaxed: see `aborted`; the lock below orders it against
+        // `on_abort_wake`.
+        self.state.fetch_or(ABORT, Ordering::Relaxed);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            task.wake();
+        }
+    }
+
+    fn on_abort_wake(&self, waker: &Waker) {
+        let mut task = self.task.lock();
+        if self.aborted() {
+            drop(task);
+            waker.wake_by_ref();
+        } else {
+            *task = Some(waker.clone());
+        }
+    }
+
+    /// Blocks the caller until the job is over or `deadline` passes.
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        if park::spin_wait(|| self.done()) {
+            return true;
+        }
+        loop {
+            if self.done() {
+                return true;
+            }
+            match deadline {
+                None => sync::park(),
+                Some(d) => match park::remaining(d) {
+                    Some(left) => sync::park_timeout(left),
+                    None => return self.done(),
+                },
+            }
+        }
+    }
+}
+
+/// A [`ScopedTask`] in the queue, with the state its caller waits on.
+pub(crate) struct ScopedJob {
+    /// `None` once dropped (in `Drop`, before `DONE` is set).
+    task: Option<ScopedTask>,
+    join: Arc<ScopedJoin>,
+}
+
+impl ScopedJob {
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(());
+        };
+        let poll = Pin::new(task).poll(cx);
+        if poll.is_ready() {
+            // Finished and dropped in place: the frame is the caller's again.
+            self.join.finish();
+        }
+        poll
+    }
+}
+
+impl Drop for ScopedJob {
+    fn drop(&mut self) {
+        // Dropping the task drops an unfinished future in the caller's frame
+        // (and stores `Cancelled`/`LoopClosed` there); only then may the
+        // caller go.
+        drop(self.task.take());
+        self.join.finish();
+    }
+}
+
+/// A loop's inbox as a [`Spawner`] of borrowing hand-offs: the task goes
+/// through the queue like any submission (in order, no wake-up while the
+/// loop spins); its caller waits on a [`ScopedJoin`] (the one allocation).
+pub(crate) struct InboxSpawner<'a> {
+    pub(crate) inbox: &'a Inbox,
+    pub(crate) caller: &'static Location<'static>,
+    /// Names the work in debug reports of the wait.
+    pub(crate) target: Option<&'a Origin>,
+}
+
+impl Spawner for InboxSpawner<'_> {
+    type Join = Arc<ScopedJoin>;
+
+    fn spawn(&self, task: ScopedTask) -> Self::Join {
+        let join = Arc::new(ScopedJoin {
+            state: AtomicUsize::new(0),
+            waiter: sync::current_thread(),
+            task: Mutex::new(None),
+        });
+        self.inbox.push(Queued::Scoped(ScopedJob {
+            task: Some(task),
+            join: join.clone(),
+        }));
+        join
+    }
+
+    fn wait(&self, join: &mut Self::Join, deadline: Option<Instant>) -> bool {
+        crate::worker::blocking_region_for(self.caller, self.target, || join.wait(deadline))
+    }
+
+    fn abort(&self, join: &Self::Join) {
+        join.abort();
     }
 }

@@ -77,13 +77,16 @@ mod once;
 mod park;
 mod pool;
 mod registry;
+mod scoped;
 mod stats;
 mod sync;
 mod task;
 mod worker;
 
 pub use debug::{hang_threshold, set_hang_threshold};
-pub use entry::{block_on_safe, call_blocking, run, run_coroutine_threadsafe};
+pub use entry::{
+    block_on_safe, call_blocking, call_blocking_timeout, run, run_coroutine_threadsafe,
+};
 pub use error::{Error, PanicError};
 pub use event_loop::{Loop, LoopBuilder, LoopHandle};
 pub use executor::{run_in_executor, Executor, ExecutorBuilder, DEFAULT_IDLE_TIMEOUT};

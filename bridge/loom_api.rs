@@ -43,3 +43,55 @@ pub struct HomeGuard(#[allow(dead_code)] crate::registry::EnterGuard);
 pub fn current_home() -> u64 {
     crate::registry::current_home()
 }
+
+/// The borrowing hand-off's task (bridge/scoped.rs), for a model's stand-in
+/// executor to poll or drop.
+pub struct ModelTask(crate::scoped::ScopedTask);
+
+impl ModelTask {
+    /// Polls the task once.
+    pub fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::future::Future::poll(std::pin::Pin::new(&mut self.0), cx)
+    }
+}
+
+/// A model's executor: runs [`ModelTask`]s and lets their callers wait.
+pub trait ModelSpawner {
+    /// Resolves once the task is over.
+    type Join;
+    /// Hands the task over; it must be polled to `Ready` or dropped.
+    fn spawn(&self, task: ModelTask) -> Self::Join;
+    /// Blocks until the task is over (`true`), or gives up at once (`false`)
+    /// when `give_up` is set (the model's deadline).
+    fn wait(&self, join: &mut Self::Join, give_up: bool) -> bool;
+    /// Asks for the task to be dropped.
+    fn abort(&self, join: &Self::Join);
+}
+
+struct Adapter<'a, S>(&'a S);
+
+impl<S: ModelSpawner> crate::scoped::Spawner for Adapter<'_, S> {
+    type Join = S::Join;
+    fn spawn(&self, task: crate::scoped::ScopedTask) -> S::Join {
+        self.0.spawn(ModelTask(task))
+    }
+    fn wait(&self, join: &mut S::Join, deadline: Option<std::time::Instant>) -> bool {
+        self.0.wait(join, deadline.is_some())
+    }
+    fn abort(&self, join: &S::Join) {
+        self.0.abort(join)
+    }
+}
+
+/// The borrowing hand-off on a model's executor: `timeout` gives up waiting
+/// at once (then the task is aborted and waited for, as
+/// `call_blocking_timeout` does).
+pub fn scoped_block_on<'a, T, F, S>(spawner: &S, fut: F, timeout: bool) -> Result<T, crate::Error>
+where
+    F: std::future::Future<Output = T> + Send + 'a,
+    T: Send + 'a,
+    S: ModelSpawner,
+{
+    let deadline = timeout.then(std::time::Instant::now);
+    crate::scoped::block_on_with(&Adapter(spawner), async move { Ok(fut.await) }, deadline)
+}

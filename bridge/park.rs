@@ -137,6 +137,8 @@ pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
 /// Wakes the thread that is blocked in [`block_on`].
 struct Signal {
     woken: AtomicBool,
+    /// Whether a `block_on` on this thread is using this (the cached) signal.
+    in_use: AtomicBool,
     thread: Thread,
 }
 
@@ -162,6 +164,7 @@ impl std::task::Wake for Signal {
 fn new_signal() -> (StdArc<Signal>, Waker) {
     let signal = StdArc::new(Signal {
         woken: AtomicBool::new(false),
+        in_use: AtomicBool::new(false),
         thread: crate::sync::current_thread(),
     });
     let waker = Waker::from(signal.clone());
@@ -175,18 +178,29 @@ crate::sync::thread_local! {
 /// Polls `fut` to completion on this thread, spinning briefly and then
 /// parking between polls. The waker is cached per thread (no allocation
 /// after the first call; during thread teardown, when the cache is gone, a
-/// fresh one is made).
+/// fresh one is made). The waker is live from the first poll, so a future
+/// that keeps its first waker is woken like any other.
 ///
-/// Not re-entrant: `fut` must not itself block on this thread with this
-/// function (the futures we pass, join handles, never run user code).
+/// Re-entrant: if `fut` itself blocks on this thread with this function (an
+/// inline `block_on_safe` nested in another), the inner call uses a fresh
+/// signal of its own, so it cannot consume a wake-up meant for the outer one.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    match block_on_until(fut, None) {
+        Some(v) => v,
+        None => unreachable!("no deadline"),
+    }
+}
+
+/// [`block_on`] that gives up at `deadline`: `None` if `fut` was not ready by
+/// then (it is dropped unfinished).
+pub(crate) fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Option<F::Output> {
     let mut fut = Some(fut);
     let mut run = |(signal, waker): &(StdArc<Signal>, Waker)| {
         let mut fut = std::pin::pin!(fut.take().expect("polled by one path"));
         let mut cx = Context::from_waker(waker);
         loop {
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
+                return Some(v);
             }
             // ORDERING: Relaxed peek, then an Acquire swap that pairs with the
             // waker's Release store.
@@ -198,12 +212,34 @@ pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
             }
             // ORDERING: Acquire, as above.
             while !signal.woken.swap(false, Ordering::Acquire) {
-                crate::sync::park();
+                match deadline {
+                    None => crate::sync::park(),
+                    Some(d) => match remaining(d) {
+                        Some(left) => crate::sync::park_timeout(left),
+                        None => return None,
+                    },
+                }
             }
         }
     };
-    match SIGNAL.try_with(|s| run(s)) {
-        Ok(v) => v,
-        Err(_) => run(&new_signal()),
+    let cached = SIGNAL.try_with(|s| {
+        // ORDERING: Relaxed: only this thread reads or writes `in_use`.
+        if s.0.in_use.swap(true, Ordering::Relaxed) {
+            return None; // nested: the outer call owns the cached signal
+        }
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                // ORDERING: Relaxed: as above.
+                self.0.store(false, Ordering::Relaxed);
+            }
+        }
+        let _release = Release(&s.0.in_use);
+        Some(run(s))
+    });
+    match cached {
+        Ok(Some(v)) => v,
+        // Nested, or during thread teardown when the cache is gone.
+        Ok(None) | Err(_) => run(&new_signal()),
     }
 }

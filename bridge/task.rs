@@ -31,11 +31,16 @@ pin_project_lite::pin_project! {
         slow_poll: Duration,
         // The worker loop, whose driving thread each poll records.
         driver: Option<&'static LoopShared>,
+        // The `tracing` span current where the work was submitted, entered
+        // for each poll (`Span::none()`, a no-op, when there was none).
+        span: tracing::Span,
     }
 }
 
 impl<F: Future> Guarded<F> {
-    /// `origin` is `Some` only in debug mode.
+    /// `origin` is `Some` only in debug mode. Call on the submitting thread:
+    /// the span current here is the one the future runs in, wherever it is
+    /// polled (no allocation when no span is active).
     pub(crate) fn new(fut: F, origin: Option<Origin>, slow_poll: Duration) -> Self {
         Guarded {
             count: None,
@@ -43,6 +48,7 @@ impl<F: Future> Guarded<F> {
             origin,
             slow_poll,
             driver: None,
+            span: tracing::Span::current(),
         }
     }
 
@@ -76,6 +82,7 @@ impl<F: Future> Future for Guarded<F> {
         if let Some(worker) = this.driver {
             worker.note_driver();
         }
+        let _span = this.span.enter();
         let fut = this.fut;
         let result = match this.origin {
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),

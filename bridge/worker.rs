@@ -233,11 +233,17 @@ pub(crate) fn blocking_region_for<R>(
     }
 }
 
-/// Runs `fut` on the worker loop and blocks this thread until it is done.
-pub(crate) fn handoff<F>(fut: F, caller: &'static Location<'static>) -> Result<F::Output, Error>
+/// Runs `fut` on the worker loop and blocks this thread until it is done
+/// and dropped (or `deadline` passes: then it is cancelled, dropped, and the
+/// result is `Err(Timeout)`). `fut` may borrow: see [`crate::scoped`].
+pub(crate) fn handoff<'a, F>(
+    fut: F,
+    caller: &'static Location<'static>,
+    deadline: Option<std::time::Instant>,
+) -> Result<F::Output, Error>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + Send + 'a,
+    F::Output: Send + 'a,
 {
     let shared = worker_shared()?;
     let origin = shared.debug.enabled().then(|| Origin {
@@ -256,20 +262,9 @@ where
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
         .counted_static(&shared.stats)
         .driven_by(shared);
-    let join = shared.tokio.spawn(guarded);
     // ORDERING: Relaxed: a hint (see `ASLEEP`).
     if ASLEEP.load(Ordering::Relaxed) {
         park::expect_wake_up();
     }
-    // `unconstrained`: inside a runtime, tokio's task budget would otherwise
-    // make the join handle return `Pending` forever to a thread that blocks.
-    let joined = blocking_region_for(caller, target.as_ref(), || {
-        park::block_on(tokio::task::unconstrained(join))
-    });
-    match joined {
-        Ok(outcome) => outcome,
-        // The worker never shuts down and never aborts a hand-off; a join error
-        // can only mean the task was dropped.
-        Err(_) => Err(Error::Cancelled),
-    }
+    crate::scoped::block_on(&shared.tokio, guarded, caller, target.as_ref(), deadline)
 }
