@@ -23,6 +23,15 @@
 //! assert_eq!(bridge::call_blocking(async { fetch() + 1 }), 8);
 //! ```
 //!
+//! ## Which entry point do I call?
+//!
+//! | who calls | call | where the work runs | a panic in it becomes |
+//! |---|---|---|---|
+//! | sync code that needs one result: `main`, a script, a test, code that may or may not be inside a loop | [`block_on_safe(fut)`](block_on_safe) | right here when no loop runs on this thread (no thread hop); else on the worker loop | `Err(Panicked)` |
+//! | sync code calling an async API: a web handler, the blocking twin of a library | [`call_blocking(fut)`](call_blocking) | always on the [worker loop](worker_loop), whose timers, sockets and pools outlive the call | a panic resumed in the caller |
+//! | any thread submitting to a particular loop (a GUI loop, a per-resource loop) | [`LoopHandle::spawn(fut)`](LoopHandle::spawn) (= [`run_coroutine_threadsafe`]) | that loop's thread; you get a [`ConcurrentFuture`] to `wait` or `.await` | `Err(Panicked)` from `wait` / `.await` |
+//! | async code calling blocking code (a sync driver, file I/O, CPU work) | [`run_in_executor(exec, f)`](run_in_executor) | a thread of an [`Executor`] (the default one for `None`) | `Err(Panicked)` from `wait` / `.await` |
+//!
 //! ## Guarantees
 //!
 //! * **No nesting panics.** [`run`] returns [`Error::NestedLoop`] inside a
