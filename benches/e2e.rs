@@ -29,7 +29,7 @@
 //!
 //! Run: `cargo bench --bench e2e` (about 2 minutes), options after `--`:
 //! `--secs S` (measured seconds per cell, 1.5), `--rounds R` (3),
-//! `--clients 1,8,32`. It writes `target/criterion/e2e.json`;
+//! `--clients 1,8,32`, `--ways bridge_call_blocking,axum_native,...`. It writes `target/criterion/e2e.json`;
 //! `python3 benches/report.py --readme benches/README.md` turns it into the
 //! table and `benches/e2e.svg`. Without `--bench` (as `cargo test --benches`
 //! runs it) it only checks every way answers correctly.
@@ -228,17 +228,11 @@ fn start(way: Way, upstream: SocketAddr) -> FrontEnd {
             let shared = bridge::call_blocking(async { client() });
             let make: MakeHandler = Arc::new(move || {
                 let client = shared.clone();
-                // A clone per call (a reference count) keeps the future
-                // `'static`, whichever version of the entry points is built.
                 if way == Way::BridgeCallBlocking {
-                    Box::new(move |sku| {
-                        let c = client.clone();
-                        bridge::call_blocking(async move { fetch(&c, upstream, sku).await })
-                    })
+                    Box::new(move |sku| bridge::call_blocking(fetch(&client, upstream, sku)))
                 } else {
                     Box::new(move |sku| {
-                        let c = client.clone();
-                        bridge::block_on_safe(async move { fetch(&c, upstream, sku).await })
+                        bridge::block_on_safe(fetch(&client, upstream, sku))
                             .unwrap_or_else(|e| format!("block_on_safe failed: {e}"))
                     })
                 }
@@ -354,6 +348,23 @@ struct Cell {
     latencies: Vec<Duration>,
     failed: usize,
     secs: f64,
+    /// CPU time of the whole process (clients, front end, upstream) over the
+    /// measured window: per request, a figure a busy machine disturbs less
+    /// than throughput.
+    cpu: Duration,
+}
+
+/// CPU time (user + system) used by this process so far.
+fn process_cpu() -> Duration {
+    // SAFETY: `getrusage` fills the struct it is given; a zeroed `rusage` is
+    // a valid value of that plain C struct.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 impl Cell {
@@ -383,6 +394,7 @@ fn load(
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let (from, to) = (start + warm, start + warm + secs);
+    let mut cpu = Duration::ZERO;
     let per_thread: Vec<(Vec<Duration>, usize)> = thread::scope(|s| {
         let workers: Vec<_> = (0..clients)
             .map(|c| {
@@ -427,6 +439,12 @@ fn load(
                 })
             })
             .collect();
+        if requests.is_none() {
+            thread::sleep(from.saturating_duration_since(Instant::now()));
+            let c0 = process_cpu();
+            thread::sleep(to.saturating_duration_since(Instant::now()));
+            cpu = process_cpu().saturating_sub(c0);
+        }
         workers
             .into_iter()
             .map(|w| w.join().expect("client thread"))
@@ -447,6 +465,7 @@ fn load(
         latencies,
         failed,
         secs,
+        cpu,
     }
 }
 
@@ -456,6 +475,7 @@ struct Args {
     secs: f64,
     rounds: usize,
     clients: Vec<usize>,
+    ways: Vec<Way>,
     bench: bool,
 }
 
@@ -464,6 +484,7 @@ fn parse_args() -> Args {
         secs: 1.5,
         rounds: 3,
         clients: vec![1, 8, 32],
+        ways: WAYS.to_vec(),
         bench: false,
     };
     let mut it = std::env::args().skip(1);
@@ -477,6 +498,13 @@ fn parse_args() -> Args {
                     .next()
                     .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
                     .expect("--clients 1,8,32")
+            }
+            "--ways" => {
+                let names = it.next().expect("--ways name,name");
+                args.ways = WAYS
+                    .into_iter()
+                    .filter(|w| names.split(',').any(|n| n == w.name()))
+                    .collect();
             }
             _ => {} // cargo's own flags
         }
@@ -519,18 +547,18 @@ fn main() {
     let load_before = load_average();
     let warm = Duration::from_millis(300);
     let secs = Duration::from_secs_f64(args.secs);
-    // (way, clients) -> per round (throughput, p50 us, p99 us, failed)
-    let mut results: Vec<(Way, usize, Vec<(f64, f64, f64, usize)>)> = Vec::new();
+    // (way, clients) -> per round (throughput, p50 us, p99 us, failed, CPU us per request)
+    let mut results: Vec<(Way, usize, Vec<(f64, f64, f64, usize, f64)>)> = Vec::new();
     for &clients in &args.clients {
-        for way in WAYS {
+        for &way in &args.ways {
             results.push((way, clients, Vec::new()));
         }
     }
     for round in 0..args.rounds {
         for &clients in &args.clients {
             // The ways take turns, starting from a different one each round.
-            for k in 0..WAYS.len() {
-                let way = WAYS[(k + round) % WAYS.len()];
+            for k in 0..args.ways.len() {
+                let way = args.ways[(k + round) % args.ways.len()];
                 let front = start(way, upstream.addr);
                 let cell = load(front.addr, clients, warm, secs, None);
                 (front.stop)();
@@ -539,19 +567,21 @@ fn main() {
                     cell.percentile(50.0).as_secs_f64() * 1e6,
                     cell.percentile(99.0).as_secs_f64() * 1e6,
                 );
+                let cpu = cell.cpu.as_secs_f64() * 1e6 / cell.latencies.len().max(1) as f64;
                 println!(
-                    "round {round} clients {clients:>2} {:<24} {:>8.0} req/s  p50 {:>8.1} us  p99 {:>8.1} us  failed {}",
+                    "round {round} clients {clients:>2} {:<24} {:>8.0} req/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu/req {:>6.1} us  failed {}",
                     way.name(),
                     tput,
                     p50,
                     p99,
+                    cpu,
                     cell.failed
                 );
                 let slot = results
                     .iter_mut()
                     .find(|(w, c, _)| *w == way && *c == clients)
                     .expect("a slot");
-                slot.2.push((tput, p50, p99, cell.failed));
+                slot.2.push((tput, p50, p99, cell.failed, cpu));
             }
         }
     }
@@ -567,8 +597,9 @@ fn main() {
         let p50 = median(runs.iter().map(|r| r.1).collect());
         let p99 = median(runs.iter().map(|r| r.2).collect());
         let failed: usize = runs.iter().map(|r| r.3).sum();
+        let cpu = median(runs.iter().map(|r| r.4).collect());
         println!(
-            "clients {clients:>2} {:<24} {:>8.0} req/s  p50 {:>8.1} us  p99 {:>8.1} us  failed {failed}",
+            "clients {clients:>2} {:<24} {:>8.0} req/s  p50 {:>8.1} us  p99 {:>8.1} us  cpu/req {cpu:>6.1} us  failed {failed}",
             way.name(),
             tput,
             p50,
@@ -576,10 +607,10 @@ fn main() {
         );
         let all: Vec<String> = runs
             .iter()
-            .map(|r| format!("[{:.1}, {:.1}, {:.1}]", r.0, r.1, r.2))
+            .map(|r| format!("[{:.1}, {:.1}, {:.1}, {:.1}]", r.0, r.1, r.2, r.4))
             .collect();
         rows.push(format!(
-            "    {{\"way\": \"{}\", \"clients\": {clients}, \"throughput\": {tput:.1}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"failed\": {failed}, \"rounds\": [{}]}}",
+            "    {{\"way\": \"{}\", \"clients\": {clients}, \"throughput\": {tput:.1}, \"p50_us\": {p50:.1}, \"p99_us\": {p99:.1}, \"cpu_us_per_request\": {cpu:.1}, \"failed\": {failed}, \"rounds\": [{}]}}",
             way.name(),
             all.join(", ")
         ));

@@ -62,12 +62,17 @@ pub(crate) fn expect_wake_up() {}
 
 /// The spin of a waiter: [`spin_until`], or, right after this thread woke a
 /// sleeping loop ([`expect_wake_up`]), a spin until the loop has had time to
-/// wake up and answer (the adaptive budget is left as it was).
+/// wake up and answer. The longer spin is only for a thread whose waits
+/// usually end while it spins (its adaptive budget is above the floor): a
+/// thread whose waits are long anyway (a handler waiting for a slow
+/// upstream) would burn [`WAKE_UP_SPIN`] per call for nothing. A long spin
+/// that fails halves the budget, as any failed spin does.
 #[cfg(not(bridge_loom))]
 pub(crate) fn spin_wait(mut done: impl FnMut() -> bool) -> bool {
     let until = WOKE_UNTIL.try_with(|w| w.take()).ok().flatten();
+    let budget = BUDGET.with(|b| b.get());
     match until {
-        Some(until) => {
+        Some(until) if budget > MIN_SPIN => {
             let mut step = 0u32;
             loop {
                 if done() {
@@ -76,11 +81,12 @@ pub(crate) fn spin_wait(mut done: impl FnMut() -> bool) -> bool {
                 std::hint::spin_loop();
                 step = step.wrapping_add(1);
                 if step % 32 == 0 && Instant::now() >= until {
+                    BUDGET.with(|b| b.set((budget / 2).max(MIN_SPIN)));
                     return done();
                 }
             }
         }
-        None => spin_until(done),
+        _ => spin_until(done),
     }
 }
 
