@@ -512,6 +512,10 @@ fn parse_args() -> Args {
     args
 }
 
+/// One cell of one round: throughput, p50 (us), p99 (us), failed requests,
+/// CPU per request (us).
+type Round = (f64, f64, f64, usize, f64);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if v.is_empty() {
@@ -547,8 +551,7 @@ fn main() {
     let load_before = load_average();
     let warm = Duration::from_millis(300);
     let secs = Duration::from_secs_f64(args.secs);
-    // (way, clients) -> per round (throughput, p50 us, p99 us, failed, CPU us per request)
-    let mut results: Vec<(Way, usize, Vec<(f64, f64, f64, usize, f64)>)> = Vec::new();
+    let mut results: Vec<(Way, usize, Vec<Round>)> = Vec::new();
     for &clients in &args.clients {
         for &way in &args.ways {
             results.push((way, clients, Vec::new()));
