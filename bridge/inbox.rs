@@ -178,6 +178,13 @@ impl Inbox {
     /// [`JOBS_PER_SPIN`] jobs, so tokio polls its driver in between.
     pub(crate) fn spin_before_park(&self, runtime: &tokio::runtime::Handle) {
         let metrics = runtime.metrics();
+        self.spin_before_park_with(|| metrics.global_queue_depth() > 0)
+    }
+
+    /// [`spin_before_park`](Self::spin_before_park), with `tokio_has_work`
+    /// telling whether tokio has tasks of its own queued (the loom models
+    /// pass a stand-in).
+    pub(crate) fn spin_before_park_with(&self, tokio_has_work: impl Fn() -> bool) {
         // ORDERING: AcqRel: as in `push`; a closed loop accepts nothing.
         if self.state.fetch_or(ACCEPTING, Ordering::AcqRel) & CLOSED != 0 {
             return;
@@ -189,7 +196,7 @@ impl Inbox {
                 // ORDERING: Relaxed peek; `take_batch` acquires.
                 self.state.load(Ordering::Relaxed) & NOTIFIED != 0
             };
-            if !park::spin_until(|| notified() || metrics.global_queue_depth() > 0) || !notified() {
+            if !park::spin_until(|| notified() || tokio_has_work()) || !notified() {
                 break;
             }
             let (n, s) = self.run_batch();
@@ -230,10 +237,9 @@ impl Inbox {
                 *w = Some(cx.waker().clone());
             }
         }
-        // ORDERING: Relaxed peek; `run_batch` acquires.
-        if self.state.load(Ordering::Relaxed) & NOTIFIED != 0 {
-            self.run_batch();
-        }
+        // Always a batch (its `fetch_and` reads the latest state): a peek
+        // could read a `NOTIFIED` older than the wake-up that brought us here.
+        self.run_batch();
     }
 
     /// Takes everything queued and runs it on this (the loop's) thread.

@@ -38,6 +38,7 @@ pub(crate) const MIN_SPIN: Duration = Duration::from_micros(2);
 /// still spinning, so a cold call pays one wake-up (the loop's) instead of
 /// two (the loop's, then the waiter's). This is CPU spent during a call,
 /// never while idle.
+#[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
 pub(crate) const WAKE_UP_SPIN: Duration = Duration::from_micros(150);
 
 #[cfg(not(bridge_loom))]
