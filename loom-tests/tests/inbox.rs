@@ -1,7 +1,12 @@
-//! Loom model of a `Loop`'s inbox (bridge/inbox.rs): two submitters queue
-//! jobs while the loop's thread spins before parking (accepting) and then
-//! closes; whatever the interleaving, every job is dropped exactly once,
-//! run or not (by the loop, or by a submitter that finds it closed).
+//! Loom models of a `Loop`'s inbox (bridge/inbox.rs): submitters queue
+//! jobs while the loop's thread spins before parking (accepting) or not;
+//! the loop stops accepting only by a CAS that fails while a submission is
+//! unseen. Whatever the interleaving, every job runs exactly once, on the
+//! loop, either in the spin or after the wake-up a submitter sent; after
+//! the loop closes, every job is dropped exactly once, run or not.
+//!
+//! Checked against seeded bugs: the loop leaving the accepting state with a
+//! plain clear instead of the CAS loses a job queued while it accepted.
 #![cfg(bridge_loom)]
 
 use std::sync::Arc as StdArc;
@@ -17,7 +22,10 @@ struct Flag(AtomicBool);
 
 impl Wake for Flag {
     fn wake(self: StdArc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
+        // A swap, not a store: loom 0.7 lets a later read go past a plain
+        // store that races an earlier read-modify-write (tokio-rs/loom#254;
+        // see `Signal::wake_by_ref` in bridge/park.rs).
+        self.0.swap(true, Ordering::SeqCst);
     }
 }
 
@@ -65,6 +73,23 @@ fn serve_if_woken(s: &Setup) {
     while s.woken.0.swap(false, Ordering::SeqCst) {
         s.inbox.serve(&s.waker);
     }
+}
+
+#[test]
+fn every_job_runs_once_whether_the_loop_accepts_or_sleeps() {
+    model(|| {
+        let s = setup();
+        let a = submitter(&s);
+        let b = submitter(&s);
+        // The loop: one pre-park spin, then (it would sleep) wake-ups.
+        s.inbox.spin();
+        serve_if_woken(&s);
+        a.join().unwrap();
+        b.join().unwrap();
+        serve_if_woken(&s);
+        assert_eq!(s.ran.load(Ordering::SeqCst), 2, "a job was lost");
+        assert_eq!(s.dropped.load(Ordering::SeqCst), 2);
+    });
 }
 
 #[test]
