@@ -24,6 +24,9 @@
 //!
 //! Each is reported once per wait, at WARN, with target `bridge::debug`; the
 //! wait itself is never interrupted.
+//!
+//! In a forked child the watchdog starts afresh on first use and forgets the
+//! parent's waits.
 
 use std::fmt;
 use std::panic::Location;
@@ -294,17 +297,37 @@ static WATCHDOG: Watchdog = Watchdog {
     wake: Condvar::new(),
 };
 
-/// The watchdog, its thread started on first use; `None` if the thread
+/// The watchdog, its thread started on first use, and again on first use in
+/// a forked child (the parent's thread is not there); `None` if the thread
 /// could not be started (then nothing is watched).
 fn watchdog() -> Option<&'static Watchdog> {
-    static STARTED: OnceLock<bool> = OnceLock::new();
-    let started = *STARTED.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("bridge-watchdog".into())
-            .spawn(watch_loop)
-            .is_ok()
-    });
-    started.then_some(&WATCHDOG)
+    // The process generation (see `crate::fork`) whose thread was started,
+    // and whether that worked.
+    static STARTED: Mutex<Option<(u64, bool)>> = Mutex::new(None);
+    let generation = crate::fork::watch();
+    let mut started = STARTED.lock();
+    let ok = match *started {
+        Some((g, ok)) if g == generation => ok,
+        before => {
+            if before.is_some() {
+                // A forked child: the waits listed are the parent's threads',
+                // and the parent's watchdog may still be queued on the condvar
+                // (a notify must not go to it).
+                let mut state = WATCHDOG.state.lock();
+                state.waits.clear();
+                state.sleeping_until = None;
+                drop(state);
+                WATCHDOG.wake.notify_all();
+            }
+            let ok = std::thread::Builder::new()
+                .name("bridge-watchdog".into())
+                .spawn(watch_loop)
+                .is_ok();
+            *started = Some((generation, ok));
+            ok
+        }
+    };
+    ok.then_some(&WATCHDOG)
 }
 
 /// Deregisters a watched wait when it ends.

@@ -8,6 +8,10 @@
 //! resolves to `Err(Cancelled)` (the task had started) or `Err(LoopClosed)`
 //! (it never ran). The closing thread joins the loop's thread, unless it *is*
 //! the loop's thread.
+//!
+//! In a process forked after the loop was made, the loop's thread does not
+//! exist: there the loop counts as closed (`LoopClosed` for new work and for
+//! waits on its pending work), and dropping the `Loop` does not join.
 
 use std::fmt;
 use std::future::Future;
@@ -55,6 +59,9 @@ pub(crate) struct LoopShared {
     /// Work handed to an owned loop's thread while it spins before parking
     /// (see [`crate::inbox`]); unused by the other kinds.
     pub(crate) inbox: Inbox,
+    /// The process generation it was made in ([`crate::fork`]): in a forked
+    /// child its thread is gone, and the loop counts as closed.
+    generation: u64,
 }
 
 impl LoopShared {
@@ -77,6 +84,7 @@ impl LoopShared {
             driver_no: AtomicU64::new(registry::thread_no()),
             stop: tokio::sync::Notify::new(),
             inbox: Inbox::new(),
+            generation: crate::fork::watch(),
         });
         if debug.enabled() {
             crate::stats::start_lag_probe(&shared);
@@ -112,9 +120,16 @@ impl LoopShared {
         }
     }
 
+    /// Closed, closing, or lost to a fork (see [`Self::is_stale`]).
     pub(crate) fn is_closed(&self) -> bool {
         // ORDERING: Acquire pairs with the Release in `close`.
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::Acquire) || self.is_stale()
+    }
+
+    /// In a forked child, for a loop made before the fork: no thread drives
+    /// it here, so it takes no work and nothing may wait for that thread.
+    pub(crate) fn is_stale(&self) -> bool {
+        crate::fork::is_stale(self.generation)
     }
 
     /// The home id for futures of this loop: the one thread that must run them.
@@ -127,6 +142,9 @@ impl LoopShared {
 }
 
 /// Owns a bridge loop and the thread that drives it; dropping it closes the loop.
+///
+/// In a process forked after it was made, the loop is closed (its thread
+/// stayed in the parent), and dropping it returns at once.
 ///
 /// # Examples
 ///
@@ -231,7 +249,12 @@ impl Drop for Loop {
     fn drop(&mut self) {
         self.handle.shared.close();
         if let Some(thread) = self.thread.take() {
-            if thread.thread().id() != std::thread::current().id() {
+            if self.handle.shared.is_stale() {
+                // A forked child: the thread exists only in the parent. Joining
+                // (or detaching) it here would act on a thread id that means
+                // nothing in this process; its runtime is leaked with it.
+                std::mem::forget(thread);
+            } else if thread.thread().id() != std::thread::current().id() {
                 // Joining blocks: off a multi-thread runtime's core first.
                 let _ = crate::worker::blocking_region(Location::caller(), || thread.join());
             }
@@ -453,7 +476,8 @@ impl LoopHandle {
     /// (same as [`run_coroutine_threadsafe`](crate::run_coroutine_threadsafe)).
     ///
     /// A panic in `fut` resolves the future to `Err(Panicked)`. On a closed
-    /// loop the future is already resolved to `Err(LoopClosed)`.
+    /// loop (also one made before a `fork()`, in the child) the future is
+    /// already resolved to `Err(LoopClosed)`.
     ///
     /// # Examples
     ///
@@ -508,7 +532,8 @@ impl LoopHandle {
     ///
     /// # Errors
     ///
-    /// `LoopClosed` if the loop is closed or closing.
+    /// `LoopClosed` if the loop is closed or closing, or was made before a
+    /// `fork()` and this is the child.
     ///
     /// # Examples
     ///
@@ -553,7 +578,8 @@ impl LoopHandle {
     ///
     /// `WouldDeadlock` on this loop's own thread (for a [`Loop`] or a
     /// [`run`](crate::run) loop, which only that thread drives); `Panicked`
-    /// if `fut` panics; `LoopClosed`/`Cancelled` if the loop closes first.
+    /// if `fut` panics; `LoopClosed`/`Cancelled` if the loop closes first;
+    /// `LoopClosed` in a forked child for a loop made before the fork.
     ///
     /// # Examples
     ///
@@ -628,7 +654,9 @@ impl LoopHandle {
         self.shared.id
     }
 
-    /// Whether the loop is closed or closing (it takes no new work).
+    /// Whether the loop is closed or closing (it takes no new work). In a
+    /// forked child, a loop made before the fork is closed: its thread
+    /// stayed in the parent.
     ///
     /// # Examples
     ///

@@ -43,7 +43,6 @@ pub(crate) fn watch() -> u64 {
 }
 
 /// True when an object made in `generation` has lost its threads to a fork.
-#[allow(dead_code)] // used by Loop and Executor (next commits)
 #[inline]
 pub(crate) fn is_stale(generation: u64) -> bool {
     generation != self::generation()

@@ -110,7 +110,15 @@ struct Inner<T> {
     home: u64,
     /// Where the work was spawned, for debug reports; `None` when debug is off.
     origin: Option<Origin>,
+    /// The process generation ([`crate::fork`]) whose threads complete it, or
+    /// [`ANY_GENERATION`] for a user's [`promise`]. In a forked child, work of
+    /// an earlier generation never completes: waits on it give `LoopClosed`.
+    generation: u64,
 }
+
+/// The `generation` of a [`promise`]: whoever holds the [`Promise`] may
+/// well complete it in a forked child.
+const ANY_GENERATION: u64 = u64::MAX;
 
 // SAFETY: the slot is handed from the promise's thread to the future's thread
 // through the Release/Acquire pair on `state`, so `T: Send` suffices; every
@@ -153,6 +161,10 @@ pub(crate) enum DropOutcome {
 /// `.await` it from any executor. Dropping it detaches: the work runs on and
 /// its result is dropped.
 ///
+/// In a forked child, work of this crate's threads that was pending at the
+/// fork never finishes (those threads stayed in the parent): waiting for it
+/// or awaiting it gives `Err(LoopClosed)`, and its done-callbacks never run.
+///
 /// # Examples
 ///
 /// ```
@@ -181,13 +193,25 @@ pub struct ConcurrentFuture<T> {
 /// assert_eq!(fut.wait().unwrap(), "hello");
 /// ```
 pub fn promise<T>() -> (Promise<T>, ConcurrentFuture<T>) {
-    pair(0, None, DropOutcome::Cancelled)
+    make(0, None, DropOutcome::Cancelled, ANY_GENERATION)
 }
 
+/// A pair for work that one of this crate's threads (a loop, the worker, a
+/// pool thread) completes: in a forked child, a wait on it from before the
+/// fork gives `LoopClosed` instead of waiting for a thread that is not there.
 pub(crate) fn pair<T>(
     home: u64,
     origin: Option<Origin>,
     on_drop: DropOutcome,
+) -> (Promise<T>, ConcurrentFuture<T>) {
+    make(home, origin, on_drop, crate::fork::watch())
+}
+
+fn make<T>(
+    home: u64,
+    origin: Option<Origin>,
+    on_drop: DropOutcome,
+    generation: u64,
 ) -> (Promise<T>, ConcurrentFuture<T>) {
     let inner = Arc::new(Inner {
         state: AtomicUsize::new(0),
@@ -195,6 +219,7 @@ pub(crate) fn pair<T>(
         waiters: Mutex::new(Waiters::default()),
         home,
         origin,
+        generation,
     });
     (
         Promise {
@@ -395,6 +420,13 @@ impl<T> Inner<T> {
             .expect("bridge: ConcurrentFuture result taken twice (polled after it returned Ready)")
     }
 
+    /// Work that only a thread lost to a `fork()` could complete (this is
+    /// the child): waiting for it would never end.
+    #[inline]
+    fn is_stale(&self) -> bool {
+        self.generation != ANY_GENERATION && crate::fork::is_stale(self.generation)
+    }
+
     #[cold]
     fn report_unread_panic(&self) {
         // SAFETY: called only once both `COMPLETE` (without `CANCELLED`) and
@@ -592,7 +624,9 @@ impl<T> ConcurrentFuture<T> {
     ///
     /// The work's own outcome (`Panicked`, `Cancelled`, ...), or
     /// `WouldDeadlock` when called, before the work is done, on the very thread
-    /// that must run it (its bridge `Loop`, or its single-thread executor).
+    /// that must run it (its bridge `Loop`, or its single-thread executor), or
+    /// `LoopClosed` in a forked child for work that was pending at the fork
+    /// (the thread that would finish it stayed in the parent).
     ///
     /// # Examples
     ///
@@ -604,6 +638,9 @@ impl<T> ConcurrentFuture<T> {
     #[track_caller]
     pub fn wait(mut self) -> Result<T, Error> {
         if !self.done() {
+            if self.inner.is_stale() {
+                return Err(Error::LoopClosed);
+            }
             if self.is_home_thread() {
                 return Err(Error::WouldDeadlock);
             }
@@ -617,7 +654,8 @@ impl<T> ConcurrentFuture<T> {
 
     /// Blocks for at most `timeout`; returns whether the work is done. Never
     /// consumes the result and never cancels the work. Returns `false` at
-    /// once where [`wait`](Self::wait) would return `WouldDeadlock`.
+    /// once where [`wait`](Self::wait) would return `WouldDeadlock` or
+    /// `LoopClosed` (pending work of a process that has forked since).
     ///
     /// # Examples
     ///
@@ -633,7 +671,7 @@ impl<T> ConcurrentFuture<T> {
         if self.done() {
             return true;
         }
-        if self.is_home_thread() {
+        if self.is_home_thread() || self.inner.is_stale() {
             return false;
         }
         let deadline = Instant::now().checked_add(timeout);
@@ -650,7 +688,8 @@ impl<T> ConcurrentFuture<T> {
     ///
     /// `Timeout` if not done in time (an executor job that has already started
     /// cannot be stopped: it runs to the end and its result is dropped), else
-    /// the same as [`wait`](Self::wait).
+    /// the same as [`wait`](Self::wait) (`LoopClosed` at once in a forked
+    /// child for work pending at the fork).
     ///
     /// # Examples
     ///
@@ -661,6 +700,9 @@ impl<T> ConcurrentFuture<T> {
     /// ```
     #[track_caller]
     pub fn wait_for(mut self, timeout: Duration) -> Result<T, Error> {
+        if !self.done() && self.inner.is_stale() {
+            return Err(Error::LoopClosed);
+        }
         if !self.done() && self.is_home_thread() {
             return Err(Error::WouldDeadlock);
         }
@@ -722,6 +764,9 @@ impl<T> Future for ConcurrentFuture<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = &*self.inner;
         if !inner.state().is_complete() {
+            if inner.is_stale() {
+                return Poll::Ready(Err(Error::LoopClosed));
+            }
             let mut w = inner.waiters.lock();
             // ORDERING: AcqRel, as in `register_thread`.
             let prev = State(inner.state.fetch_or(HAS_WAITERS, Ordering::AcqRel));

@@ -70,6 +70,26 @@
 //! [`loops`] gives each loop's counters (tasks spawned, completed, cancelled,
 //! panicked) and lag, and `Display`s as a health line. With debug mode off
 //! nothing is timed and nothing extra is allocated.
+//!
+//! ## After `fork()`
+//!
+//! The child of a `fork()` has only the thread that called it. There:
+//!
+//! * **Starts afresh**: the worker loop (so [`call_blocking`], hand-offs and
+//!   [`worker_loop`]), the default executor and the debug watchdog, on first
+//!   use. [`run`], and loops and executors made in the child, work as usual.
+//! * **Closed**: a [`Loop`] or [`Executor`] made before the fork, and a
+//!   [`LoopHandle`] to one (also one from `worker_loop()` taken before the
+//!   fork: call it again). Submitting gives [`Error::LoopClosed`]; dropping
+//!   returns at once; [`loops`] does not list it. Waiting on or awaiting
+//!   work that was pending at the fork gives `LoopClosed` (its done-callbacks
+//!   never run); work finished before the fork keeps its value.
+//! * **Not safe**: forking while another thread is inside a call of this
+//!   crate (a lock that thread holds stays held in the child), as with most
+//!   multi-threaded libraries. Fork from a quiet point, or start processes
+//!   with spawn (Python: `multiprocessing.set_start_method("spawn")`).
+//!   Tokio runtimes of your own made before the fork are not usable in the
+//!   child either.
 
 #![warn(missing_docs)]
 
@@ -106,6 +126,11 @@ pub use registry::{
     RunningLoop,
 };
 pub use worker::{try_worker_loop, worker_loop};
+
+#[cfg(feature = "macros")]
+#[doc(inline)]
+#[doc = include_str!("blocking.md")]
+pub use bridge_macros::blocking;
 
 #[cfg(bridge_loom)]
 #[doc(hidden)]

@@ -1,7 +1,8 @@
 //! Spin, then park: the waiting strategy of every synchronous wait.
 //!
 //! A hand-off to another thread that finishes in a few microseconds should
-//! not pay for a sleep and a wake-up (about 20 us each on an idle vCPU here),
+//! not pay for a sleep and a wake-up (tens of microseconds on an idle vCPU:
+//! see benches/README.md, "floor"),
 //! and a wait that lasts milliseconds should not burn a core. So a waiter first
 //! spins for a short, bounded budget, checking its condition, and only then
 //! registers itself and parks.
@@ -25,10 +26,9 @@ use crate::sync::{AtomicBool, Ordering, Thread};
 
 /// The longest a waiter spins before parking.
 pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
-/// The shortest spin budget a thread falls back to. 10 us was tried: it
-/// made a single caller's latency steadier, but with more spinning callers
-/// than cores it took the CPU from the worker (8 callers: 3 us per call
-/// against 0.5 us), so the floor stays low.
+/// The shortest spin budget a thread falls back to. Kept low: a higher floor
+/// steadies a single caller's latency, but with more spinning callers than
+/// cores it takes the CPU from the worker (benches/README.md, "contention").
 #[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
 pub(crate) const MIN_SPIN: Duration = Duration::from_micros(2);
 
@@ -108,8 +108,8 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     let mut step = 0u32;
     loop {
-        // One pause between checks: a backoff to 64 pauses (about 1.6 us on
-        // this machine's EPYC, 25 ns a pause) notices a hand-off that finished
+        // One pause between checks: a backoff to 64 pauses (over a
+        // microsecond on common x86 parts) notices a hand-off that finished
         // in under a microsecond late. The conditions polled are single loads
         // of lines the other side writes once, so checking often costs it
         // nothing.

@@ -324,6 +324,8 @@ pub(crate) fn unregister(id: LoopId) {
 
 /// Every live bridge loop in the process (the worker loop once started,
 /// every open [`Loop`](crate::Loop), every running [`run`](crate::run)).
+/// In a forked child, only those made in the child: the parent's have no
+/// thread there.
 ///
 /// # Examples
 ///
@@ -337,6 +339,8 @@ pub fn loops() -> Vec<LoopInfo> {
     let mut v: Vec<LoopInfo> = LOOPS
         .lock()
         .iter()
+        // In a forked child, the parent's loops have no thread here.
+        .filter(|s| !s.is_stale())
         .map(|s| LoopInfo { shared: s.clone() })
         .collect();
     v.sort_by_key(|l| l.id());

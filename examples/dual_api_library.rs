@@ -1,11 +1,16 @@
 //! How a library exposes an async API *and* a blocking API from one async
 //! implementation, the way `reqwest` and `reqwest::blocking` do, but without a
-//! runtime thread per client and without panicking inside async code.
+//! runtime thread per client, without panicking inside async code, and
+//! without writing the blocking API by hand.
 //!
 //! The library is the module `kvclient` below: a pooled client for a small
-//! line-based key-value protocol. `kvclient::Client` is the async API;
-//! `kvclient::blocking::Client` wraps it and runs each call on bridge's worker
-//! loop through `bridge::call_blocking`. Copy that module's shape.
+//! line-based key-value protocol. `kvclient::Client` is the async API, written
+//! once. `#[bridge::blocking]` writes the blocking API from it, in both forms:
+//! a twin beside each async method (`client.get_blocking(key)`), and a wrapper
+//! type whose methods keep their names (`kvclient::blocking::Client`). Every
+//! blocking call runs on bridge's worker loop through `bridge::call_blocking`,
+//! borrowing the client and its arguments: no clones, no `'static`. Copy that
+//! module's shape.
 //!
 //! The example starts a real TCP key-value server on 127.0.0.1 (on the worker
 //! loop) and uses the blocking client
@@ -24,8 +29,8 @@ use std::time::Instant;
 
 /// A client library for the line protocol `GET key` / `SET key value`.
 ///
-/// One async implementation (`Client`), one thin blocking wrapper
-/// (`blocking::Client`). Everything that talks to the network is written once.
+/// One async implementation (`Client`); the blocking API is generated.
+/// Everything that talks to the network is written once.
 mod kvclient {
     use std::io;
     use std::net::SocketAddr;
@@ -66,12 +71,20 @@ mod kvclient {
     /// The async API. Cheap to clone: clones share one connection pool.
     ///
     /// Its connections belong to the tokio runtime that first uses them, as
-    /// with every tokio-based client: use one `Client` from one runtime.
+    /// with every tokio-based client: use one `Client` from one runtime. The
+    /// blocking API (the `_blocking` twins, and [`blocking::Client`]) always
+    /// runs on bridge's worker loop, so a client used only through it works
+    /// from every thread and every runtime.
     #[derive(Clone)]
     pub struct Client {
         pool: Arc<Pool>,
     }
 
+    // The blocking API, in both forms: `get_blocking` and `set_blocking`
+    // beside `get` and `set`, and `BlockingClient` (re-exported below as
+    // `blocking::Client`) with blocking `get` and `set`.
+    #[bridge::blocking(wrapper = BlockingClient)]
+    #[bridge::blocking]
     impl Client {
         /// A client for the server at `addr`, with at most `max_connections`
         /// connections open at once.
@@ -112,6 +125,7 @@ mod kvclient {
             self.pool.opened.load(Ordering::Relaxed)
         }
 
+        /// Private: no twin, not in the wrapper.
         async fn request(&self, line: String) -> io::Result<String> {
             let _slot = self.pool.slots.acquire().await.expect("never closed");
             let idle = self.pool.idle.lock().unwrap().pop();
@@ -150,48 +164,14 @@ mod kvclient {
         )
     }
 
-    /// The blocking API: the same client, callable from sync code anywhere:
-    /// plain threads, inside a tokio runtime, inside another blocking call.
+    /// The blocking API as its own type, the `reqwest::blocking` way:
+    /// callable from sync code anywhere (plain threads, inside a tokio
+    /// runtime, inside another blocking call). Cheap to clone: clones share
+    /// one pool, whose connections all live on bridge's one always-running
+    /// worker loop. No runtime per client, no runtime thread per client, no
+    /// "cannot drop a runtime" panic.
     pub mod blocking {
-        use std::io;
-        use std::net::SocketAddr;
-
-        /// A blocking client. Cheap to clone: clones share one pool.
-        ///
-        /// Every call runs on bridge's worker loop, so the pool's connections
-        /// all live on that one always-running loop, whichever thread (or
-        /// runtime) the caller is on. No runtime per client, no runtime thread
-        /// per client, no "cannot drop a runtime" panic.
-        #[derive(Clone)]
-        pub struct Client {
-            inner: super::Client,
-        }
-
-        impl Client {
-            /// See [`super::Client::new`].
-            pub fn new(addr: SocketAddr, max_connections: usize) -> Client {
-                Client {
-                    inner: super::Client::new(addr, max_connections),
-                }
-            }
-
-            /// Blocking [`super::Client::get`].
-            pub fn get(&self, key: &str) -> io::Result<Option<String>> {
-                let (inner, key) = (self.inner.clone(), key.to_owned());
-                bridge::call_blocking(async move { inner.get(&key).await })
-            }
-
-            /// Blocking [`super::Client::set`].
-            pub fn set(&self, key: &str, value: &str) -> io::Result<()> {
-                let (inner, key, value) = (self.inner.clone(), key.to_owned(), value.to_owned());
-                bridge::call_blocking(async move { inner.set(&key, &value).await })
-            }
-
-            /// See [`super::Client::connections_opened`].
-            pub fn connections_opened(&self) -> usize {
-                self.inner.connections_opened()
-            }
-        }
+        pub use super::BlockingClient as Client;
     }
 }
 
@@ -297,6 +277,12 @@ fn main() {
     println!(
         "   set greeting=hello; get greeting -> {:?}",
         kv.get("greeting").expect("kv request")
+    );
+    // The same pool through the async client's `_blocking` twins.
+    let key = String::from("greeting");
+    println!(
+        "   kv.inner().get_blocking(&key) -> {:?} (a twin, borrowing the client and the key)",
+        kv.inner().get_blocking(&key).expect("kv request")
     );
     println!(
         "   get missing -> {:?}",
