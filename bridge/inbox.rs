@@ -123,6 +123,8 @@ pub(crate) struct Inbox {
     /// the loop is woken: the wake-up of a submitter that found the loop
     /// not accepting.
     waker: Mutex<Option<Waker>>,
+    /// 1 while the loop's thread polls a job inline (for [`pending`](Self::pending)).
+    running: AtomicUsize,
 }
 
 impl Inbox {
@@ -134,6 +136,7 @@ impl Inbox {
             queue: Mutex::new(VecDeque::with_capacity(8)),
             batch: Mutex::new(VecDeque::with_capacity(8)),
             waker: Mutex::new(None),
+            running: AtomicUsize::new(0),
         }
     }
 
@@ -254,12 +257,30 @@ impl Inbox {
             std::mem::swap(&mut *self.queue.lock(), &mut *batch);
         }
         let mut spawned = false;
-        // One job at a time, outside the lock: a job may submit to this loop.
-        while let Some(job) = self.batch.lock().pop_front() {
+        // One job at a time, outside the lock (a job may submit to this
+        // loop, or count its tasks): the guard is dropped before the job runs.
+        loop {
+            let next = self.batch.lock().pop_front();
+            let Some(job) = next else { break };
             n += 1;
+            // ORDERING: Relaxed: a count for `pending`, which publishes nothing.
+            // Cleared after `run`: a job that became a tokio task is counted
+            // twice for the instant of its spawn, never zero times.
+            self.running.store(1, Ordering::Relaxed);
             spawned |= run(job);
+            self.running.store(0, Ordering::Relaxed);
         }
         (n, spawned)
+    }
+
+    /// Jobs not yet run, or being run inline: live work that is not (yet) a
+    /// tokio task, for [`LoopInfo::tasks`](crate::LoopInfo::tasks).
+    pub(crate) fn pending(&self) -> usize {
+        // One lock at a time: `run_batch` takes `batch`, then `queue`.
+        let queued = self.queue.lock().len();
+        let queued = queued + self.batch.lock().len();
+        // ORDERING: Relaxed: see `run_batch`.
+        queued + self.running.load(Ordering::Relaxed)
     }
 
     /// Stops the inbox for good (the loop's thread, when the loop stops):

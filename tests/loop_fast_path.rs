@@ -154,6 +154,30 @@ fn tasks_count_returns_to_zero() {
 }
 
 #[test]
+fn work_on_a_loop_may_count_its_own_loops_tasks() {
+    bounded("self-count", || {
+        let lp = Loop::builder().name("self-count").build().unwrap();
+        let h = lp.handle();
+        let id = h.id();
+        let parked = h.spawn(std::future::pending::<()>());
+        for _ in 0..100 {
+            // Runs on the loop's thread, while the loop takes its queue.
+            let n = h
+                .block_on(async move {
+                    bridge::loops()
+                        .into_iter()
+                        .find(|l| l.id() == id)
+                        .map(|l| l.tasks())
+                })
+                .unwrap();
+            // The pending task, and this block_on's own work.
+            assert!(matches!(n, Some(1..=2)), "{n:?}");
+        }
+        drop(parked);
+    });
+}
+
+#[test]
 fn many_threads_submitting_while_the_loop_closes_all_resolve() {
     for round in 0..20 {
         bounded("close", move || {
