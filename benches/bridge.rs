@@ -725,7 +725,7 @@ fn cold_handoff() -> Vec<Cold> {
         ("cold/floor/park_unpark", Box::new(|| parked.round_trip())),
     ];
     let mut out = Vec::new();
-    for (idle_ms, samples) in [(0u64, 200usize), (1, 60), (10, 40), (100, 12)] {
+    for (idle_ms, samples) in [(0u64, 200usize), (1, 60), (10, 60), (100, 25)] {
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
         for _ in 0..samples {
             for (i, (_, op)) in ops.iter().enumerate() {
