@@ -479,6 +479,11 @@ impl LoopHandle {
     /// loop (also one made before a `fork()`, in the child) the future is
     /// already resolved to `Err(LoopClosed)`.
     ///
+    /// On a [`Loop`], work starts in the order it was submitted, and its
+    /// first poll may run inline on the loop's thread, outside any tokio task
+    /// (`tokio::task::try_id()` is `None` there); a future still pending
+    /// after it continues as a tokio task on the loop.
+    ///
     /// # Examples
     ///
     /// ```
