@@ -27,13 +27,26 @@
 //!
 //! In a forked child the watchdog starts afresh on first use and forgets the
 //! parent's waits.
+//!
+//! # What is not reported
+//!
+//! A blocking call of this crate inside worker-loop work (or any
+//! multi-thread runtime's task) first moves the runtime's core to another
+//! thread, so the loop runs its other tasks meanwhile: that time is left out
+//! of the poll's time ([`PollTimer`]), and such a wait stops no loop.
+//!
+//! Debug mode installs no panic hook and never asks tokio a question by
+//! catching a panic: which scheduler runs on a thread is read from what the
+//! thread is ([`registry::scheduler`]), so it works the same under
+//! `panic = "abort"` and leaves the application's panic hook alone.
 
+use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::event_loop::Kind;
-use crate::registry::{self, Marked};
+use crate::registry::{self, Marked, Scheduler};
 use crate::sync::plain::{Arc, AtomicU64, Condvar, Mutex, OnceLock, Ordering};
 
 /// The default slow-poll threshold, as in Python's asyncio debug mode.
@@ -135,41 +148,70 @@ crate::sync::thread_local! {
     pub(crate) static UNREAD_PANIC_REPORTS: std::cell::Cell<usize> = std::cell::Cell::new(0);
 }
 
+// ---- poll timing that leaves out the time a poll's core was away ----
+
 std::thread_local! {
-    // Per-thread flag read by the panic hook; never shared, not a model concern.
-    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    // Per-thread timing state, never shared: not a model concern.
+    /// Polls being timed on this thread (nested polls included).
+    static TIMED: Cell<usize> = const { Cell::new(0) };
+    /// Time this thread spent blocked with its core moved away while a poll
+    /// was being timed on it, in total.
+    static AWAY: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
 
-/// Runs `f` under `catch_unwind` without printing a panic message: for
-/// probing a tokio call that refuses by panicking. The panic hook that makes
-/// this possible is installed once, on first use, and defers to the
-/// previous hook for every other panic.
-pub(crate) fn quiet_panics<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    static HOOK: OnceLock<()> = OnceLock::new();
-    HOOK.get_or_init(|| {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(|q| q.get()) {
-                prev(info)
-            }
-        }));
-    });
-    let was = QUIET.with(|q| q.replace(true));
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(was));
-    r
+/// Times one poll of a debug-mode task: the time it took, less the time the
+/// loop's core spent on another thread while this poll blocked in a call of
+/// this crate (`block_in_place`). Such a poll did not block its loop: the
+/// loop ran its other tasks meanwhile, which is the endorsed way to nest a
+/// blocking call inside worker-loop work.
+pub(crate) struct PollTimer {
+    start: Instant,
+    away_before: Duration,
 }
 
-/// Runs `f` with panic messages printed again, inside [`quiet_panics`].
-pub(crate) fn loud_panics<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            QUIET.with(|q| q.set(self.0));
+impl PollTimer {
+    /// Starts timing a poll on this thread.
+    pub(crate) fn start() -> Self {
+        let _ = TIMED.try_with(|t| t.set(t.get() + 1));
+        PollTimer {
+            start: Instant::now(),
+            away_before: AWAY.try_with(Cell::get).unwrap_or_default(),
         }
     }
-    let _restore = Restore(QUIET.with(|q| q.replace(false)));
-    f()
+
+    /// How long the poll blocked its loop.
+    pub(crate) fn took(&self) -> Duration {
+        let away = AWAY.try_with(Cell::get).unwrap_or_default();
+        self.start
+            .elapsed()
+            .saturating_sub(away.saturating_sub(self.away_before))
+    }
+}
+
+impl Drop for PollTimer {
+    fn drop(&mut self) {
+        let _ = TIMED.try_with(|t| t.set(t.get().saturating_sub(1)));
+    }
+}
+
+/// Measures, while it lives, time this thread's core spends on another
+/// thread; see [`PollTimer`]. No clock is read unless a poll is being timed
+/// on this thread (debug mode).
+pub(crate) struct CoreAwayGuard(Option<Instant>);
+
+/// Starts measuring a `block_in_place` made by this thread; see [`CoreAwayGuard`].
+#[inline]
+pub(crate) fn core_away() -> CoreAwayGuard {
+    let timed = TIMED.try_with(Cell::get).unwrap_or(0) > 0;
+    CoreAwayGuard(timed.then(Instant::now))
+}
+
+impl Drop for CoreAwayGuard {
+    fn drop(&mut self) {
+        if let Some(start) = self.0 {
+            let _ = AWAY.try_with(|a| a.set(a.get() + start.elapsed()));
+        }
+    }
 }
 
 // ---- the hang watchdog and the blocked-loop report ----
@@ -236,8 +278,8 @@ impl fmt::Display for Blocked {
 }
 
 /// Which current-thread loop this thread drives and stops by blocking, and
-/// the threshold after which that is reported. Debug mode only: it may probe
-/// tokio with a caught panic.
+/// the threshold after which that is reported. Asks tokio nothing that
+/// panics (see [`registry::scheduler`]).
 fn blocked_here() -> Option<(Blocked, Duration)> {
     match registry::marked() {
         Marked::Bridge(h) if h.kind() == Kind::Worker => None,
@@ -246,18 +288,13 @@ fn blocked_here() -> Option<(Blocked, Duration)> {
             h.shared.debug.slow_poll(),
         )),
         Marked::Foreign(name) => Some((Blocked::Foreign(name), DEFAULT_SLOW_POLL)),
-        Marked::Nothing if registry::is_worker_thread() => None,
-        Marked::Nothing => match tokio::runtime::Handle::try_current() {
+        Marked::Nothing => match registry::scheduler() {
             // A multi-thread runtime's core moves away first (`blocking_region`).
-            Ok(h) if h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread => None,
-            // Inside its `block_on` or one of its tasks `block_in_place` refuses
-            // (by panicking, before running anything); on a `spawn_blocking`
-            // thread or under `Runtime::enter` it runs the closure: nothing
-            // is blocked there.
-            Ok(_) => quiet_panics(|| tokio::task::block_in_place(|| ()))
-                .is_err()
-                .then_some((Blocked::Tokio, DEFAULT_SLOW_POLL)),
-            Err(_) => futures_executor::enter()
+            Scheduler::MultiThread { .. } | Scheduler::MultiThreadAway => None,
+            Scheduler::CurrentThread => Some((Blocked::Tokio, DEFAULT_SLOW_POLL)),
+            // No tokio scheduler here (a `spawn_blocking` thread, under
+            // `Runtime::enter`): only `futures::executor::block_on` may be.
+            Scheduler::Nothing => futures_executor::enter()
                 .is_err()
                 .then_some((Blocked::Foreign("futures::executor"), DEFAULT_SLOW_POLL)),
         },

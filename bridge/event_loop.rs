@@ -603,7 +603,7 @@ impl LoopHandle {
     {
         let shared = &self.shared;
         let home = shared.home();
-        if home != 0 && registry::current_home() == home {
+        if registry::is_blocked_home(home) {
             return Err(Error::WouldDeadlock);
         }
         if shared.is_closed() {
@@ -615,6 +615,10 @@ impl LoopHandle {
             loop_name: shared.name.clone(),
         });
         let target = origin.clone();
+        // Refused at the limit of blocking calls inside worker-loop work.
+        let _slot = crate::worker::reserve_blocking(location)?;
+        // A wait inside on a loop this thread stops is `WouldDeadlock`.
+        let fut = registry::on_behalf(fut);
         let guarded = Guarded::new(fut, origin, shared.debug.slow_poll());
         let guarded = match shared.kind {
             Kind::Worker => match crate::worker::worker_shared() {

@@ -8,20 +8,34 @@
 //!
 //! # Growth, idling and retirement
 //!
-//! A pool starts with no thread. Submitting a job spawns a thread only when
-//! there are more queued jobs than idle threads to take them and fewer than
-//! `max_threads` threads exist; otherwise the job waits in the queue, in
-//! submission order, for the next thread to come free. A thread that finds no
-//! work spins for up to 50 us (so a job submitted right after the last one is
-//! picked up without a system call; at most half the cores' worth of idle
-//! threads spin at once), then parks, using no CPU; after the idle timeout
-//! (10 s by default, see [`ExecutorBuilder::idle_timeout`]) with no work it
-//! exits. A job runs under `catch_unwind`: a panic becomes `Err(Panicked)`
-//! and the thread stays in the pool.
+//! A pool starts with no thread. Submitting a job wakes a parked thread or
+//! spawns a new one only when more jobs are queued than there are awake idle
+//! threads to take them (and a new one only while fewer than `max_threads`
+//! exist); otherwise the job waits in the queue, in submission order, for the
+//! next thread to come free. A thread counts as free again only once its last
+//! job's outcome is published (its done-callbacks and wakers have run). A
+//! thread that finds no work spins for up to 50 us (so a job submitted right
+//! after the last one is picked up without a system call; at most half the
+//! cores' worth of idle threads spin at once), then parks, using no CPU;
+//! after the idle timeout (10 s by default, see
+//! [`ExecutorBuilder::idle_timeout`]) with no work it exits. A job runs under
+//! `catch_unwind`: a panic becomes `Err(Panicked)` and the thread stays in
+//! the pool. A panic while publishing (a result whose `Drop` panics, on the
+//! pool thread when its future was dropped unread) is caught too, and
+//! reported in debug mode.
 //!
-//! The accounting is one atomic word and the queue is lock-free, so no lock
-//! is taken per job; the only lock is the one idle threads park under, taken
-//! by a submitter only when it must wake a parked thread.
+//! The queue, the counts and the wake decision are one state under one lock
+//! (see `pool.rs`); a submitter takes it once per job.
+//!
+//! # Fork
+//!
+//! After `fork()` the child has none of the parent's pool threads. An
+//! `Executor` made before the fork is closed in the child: [`Executor::run`]
+//! resolves to `Err(LoopClosed)`, waiting in the child for a job submitted
+//! before the fork (queued or running) gives `Err(LoopClosed)`, and
+//! [`Executor::shutdown`] and dropping it return at once. The default
+//! executor ([`run_in_executor`] with `None`) starts afresh in the child on
+//! first use.
 //!
 //! One caller's burst can be kept from taking the whole pool with a
 //! [`CapacityLimiter`](crate::CapacityLimiter).
@@ -32,9 +46,9 @@ use std::time::Duration;
 
 use crate::error::{Error, PanicError};
 use crate::future::{pair, ConcurrentFuture, DropOutcome, Promise};
-use crate::pool::{Config, Job, Shared, ThreadName, MAX_THREADS};
+use crate::pool::{contain, Config, Job, Shared, ThreadName, MAX_THREADS};
 use crate::registry;
-use crate::sync::plain::{Arc, OnceLock};
+use crate::sync::plain::{Arc, Mutex, OnceLock};
 
 /// How long an idle pool thread waits for work before it exits, unless the
 /// builder says otherwise ([`ExecutorBuilder::idle_timeout`]).
@@ -49,10 +63,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The thread-name prefix of pools made by [`Executor::new`].
 const DEFAULT_NAME: &str = "bridge-executor";
 
-/// A closure and the promise that publishes its outcome.
-struct Call<F, R> {
+/// A closure, the promise that publishes its outcome, and the `tracing`
+/// span current where it was submitted (entered while it runs; a no-op
+/// `Span::none()` when there was none: nothing allocated).
+pub(crate) struct Call<F, R> {
     f: F,
     promise: Promise<R>,
+    span: tracing::Span,
 }
 
 impl<F, R> Job for Call<F, R>
@@ -61,44 +78,75 @@ where
     R: Send + 'static,
 {
     fn run(self: Box<Self>, finished: &mut dyn FnMut()) {
-        let Call { f, promise } = *self;
+        let Call { f, promise, span } = *self;
         if !promise.set_running() {
             finished();
-            return; // cancelled while queued: never run it
+            // Cancelled while queued: never run it, only drop it.
+            contain("dropping a cancelled job's closure", move || drop(f));
+            return;
         }
-        let outcome = catch_unwind(AssertUnwindSafe(f))
+        let outcome = span
+            .in_scope(|| catch_unwind(AssertUnwindSafe(f)))
             .map_err(|payload| Error::Panicked(PanicError::new(payload)));
         finished();
-        promise.complete(outcome);
+        // Publishing runs user code on this thread: the done-callbacks and
+        // wakers (each caught by the future), and the result's own `Drop` if
+        // its future was dropped unread.
+        contain("publishing a job's result", move || {
+            promise.complete(outcome)
+        });
     }
 
     fn fail(self: Box<Self>, err: Error) {
-        self.promise.complete(Err(err));
+        let Call { f, promise, .. } = *self;
+        contain("dropping a job's closure", move || drop(f));
+        contain("publishing a job's error", move || {
+            promise.complete(Err(err))
+        });
     }
 }
 
 /// Wraps `f` as a job for a pool whose jobs carry `home`.
-pub(crate) fn call<F, R>(home: u64, f: F) -> (Box<dyn Job>, ConcurrentFuture<R>)
+pub(crate) fn call<F, R>(home: u64, f: F) -> (Box<Call<F, R>>, ConcurrentFuture<R>)
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
     let (promise, fut) = pair(home, None, DropOutcome::Cancelled);
-    (Box::new(Call { f, promise }), fut)
+    let span = tracing::Span::current();
+    (Box::new(Call { f, promise, span }), fut)
 }
 
 /// A bounded pool of threads for blocking closures (file I/O, a C library,
 /// CPU work that would stall a loop). Python's `ThreadPoolExecutor`.
 ///
-/// Never more than `max_threads` jobs run at once; the rest wait in the
-/// queue in submission order. Threads are spawned on demand, named
-/// (`bridge-executor-1`, ... or a prefix of your choice) and retire after an
-/// idle timeout. Cloning an `Executor` gives another handle to the same pool.
+/// * **Bounded**: never more than `max_threads` jobs run at once; the rest
+///   wait in the queue in submission order.
+/// * **Grows on demand**: a job gets a new thread only when no idle thread is
+///   awake to take it; a thread counts as idle only once its last job's
+///   outcome is published (its done-callbacks and wakers have run), so a
+///   callback may submit to the same pool and wait. Jobs that wait for each
+///   other each get a thread, up to the bound.
+/// * **Retires idle threads** after the idle timeout (10 s by default).
+///   Threads are named `bridge-executor-1`, ... or a prefix of your choice.
+/// * A **panicking job** yields `Err(Panicked)` and its thread stays in the
+///   pool; so does a panic while publishing (a result whose `Drop` panics,
+///   a panicking callback or waker), caught and reported in debug mode.
+/// * [`single_thread`](Self::single_thread) runs every job on one thread,
+///   in submission order.
+/// * [`ConcurrentFuture::cancel`] succeeds only before the job starts.
+/// * [`shutdown`](Self::shutdown) waits for every queued and running job and
+///   joins the threads. Dropping the last handle without it never blocks: the
+///   pool stops taking jobs, the jobs already queued or running still run to
+///   the end (their futures resolve as usual), and then its threads exit on
+///   their own.
+/// * **Fork**: in a child made by `fork()`, an executor made before the fork
+///   is closed: [`run`](Self::run) resolves to `Err(LoopClosed)`, waiting
+///   there for a job submitted before the fork gives `Err(LoopClosed)`, and
+///   `shutdown` and drop return at once. The default executor starts afresh
+///   in the child.
 ///
-/// Dropping the last handle without [`shutdown`](Self::shutdown) never
-/// blocks: the pool stops taking jobs, the jobs already queued or running
-/// still run to the end (their futures resolve as usual), and then its
-/// threads exit on their own.
+/// Cloning an `Executor` gives another handle to the same pool.
 ///
 /// # Examples
 ///
@@ -323,7 +371,7 @@ impl Executor {
     /// assert!(!pool.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared().snapshot().is_closed()
+        self.shared().snapshot().closed
     }
 
     /// The bound on threads (and so on jobs running at once).
@@ -349,7 +397,7 @@ impl Executor {
     /// assert!((1..=4).contains(&pool.threads()));
     /// ```
     pub fn threads(&self) -> usize {
-        self.shared().snapshot().threads()
+        self.shared().snapshot().threads
     }
 
     /// Threads that have no job right now and are looking for one (spinning
@@ -362,7 +410,7 @@ impl Executor {
     /// assert_eq!(pool.idle_threads(), 0);
     /// ```
     pub fn idle_threads(&self) -> usize {
-        self.shared().snapshot().waiting()
+        self.shared().snapshot().idle
     }
 
     /// Jobs submitted that no thread has taken yet.
@@ -381,7 +429,7 @@ impl Executor {
     /// assert_eq!(pool.queued(), 0);
     /// ```
     pub fn queued(&self) -> usize {
-        self.shared().snapshot().queued()
+        self.shared().snapshot().queued
     }
 }
 
@@ -390,10 +438,10 @@ impl fmt::Debug for Executor {
         let s = self.shared().snapshot();
         f.debug_struct("Executor")
             .field("max_threads", &self.max_threads())
-            .field("threads", &s.threads())
-            .field("idle_threads", &s.waiting())
-            .field("queued", &s.queued())
-            .field("closed", &s.is_closed())
+            .field("threads", &s.threads)
+            .field("idle_threads", &s.idle)
+            .field("queued", &s.queued)
+            .field("closed", &s.closed)
             .finish()
     }
 }
@@ -513,10 +561,35 @@ fn default_max_threads() -> usize {
 }
 
 /// The process-wide default executor, started on first use (no thread runs
-/// until its first job); it lives for the process.
+/// until its first job); it lives for the process. In a forked child a fresh
+/// one starts on first use (see the module docs).
 pub(crate) fn default_executor() -> &'static Executor {
     static DEFAULT: OnceLock<Executor> = OnceLock::new();
-    DEFAULT.get_or_init(|| Executor::builder().thread_name("bridge-default").build())
+    let generation = crate::fork::generation();
+    if generation == 0 {
+        return DEFAULT.get_or_init(new_default);
+    }
+    child_default(generation)
+}
+
+fn new_default() -> Executor {
+    Executor::builder().thread_name("bridge-default").build()
+}
+
+/// In a forked child: the default executor of this generation, started once.
+/// The parent's is leaked: its threads are not here.
+#[cold]
+fn child_default(generation: u64) -> &'static Executor {
+    static CHILD: Mutex<Option<(u64, &'static Executor)>> = Mutex::new(None);
+    let mut slot = CHILD.lock();
+    match *slot {
+        Some((g, ex)) if g == generation => ex,
+        _ => {
+            let ex: &'static Executor = Box::leak(Box::new(new_default()));
+            *slot = Some((generation, ex));
+            ex
+        }
+    }
 }
 
 /// Python's `loop.run_in_executor`: runs the blocking closure `f` on

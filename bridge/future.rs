@@ -645,9 +645,9 @@ impl<T> ConcurrentFuture<T> {
                 return Err(Error::WouldDeadlock);
             }
             let origin = self.inner.origin.as_ref();
-            crate::worker::blocking_region_for(Location::caller(), origin, || {
+            crate::worker::try_blocking_region_for(Location::caller(), origin, || {
                 self.inner.block_until(None)
-            });
+            })?;
         }
         self.take()
     }
@@ -676,9 +676,10 @@ impl<T> ConcurrentFuture<T> {
         }
         let deadline = Instant::now().checked_add(timeout);
         let origin = self.inner.origin.as_ref();
-        crate::worker::blocking_region_for(Location::caller(), origin, || {
+        crate::worker::try_blocking_region_for(Location::caller(), origin, || {
             self.inner.block_until(deadline)
         })
+        .unwrap_or(false)
     }
 
     /// Waits at most `timeout` for the outcome; if the work is not done by
@@ -749,7 +750,7 @@ impl<T> ConcurrentFuture<T> {
     }
 
     fn is_home_thread(&self) -> bool {
-        self.inner.home != 0 && crate::registry::current_home() == self.inner.home
+        crate::registry::is_blocked_home(self.inner.home)
     }
 
     fn take(&mut self) -> Result<T, Error> {

@@ -98,9 +98,11 @@ mod entry;
 mod error;
 mod event_loop;
 mod executor;
+mod executor_stream;
 mod fork;
 mod future;
 mod inbox;
+mod iter_blocking;
 mod limiter;
 mod once;
 mod park;
@@ -108,6 +110,7 @@ mod pool;
 mod registry;
 mod scoped;
 mod stats;
+mod stream_channel;
 mod sync;
 mod task;
 mod worker;
@@ -119,7 +122,9 @@ pub use entry::{
 pub use error::{Error, PanicError};
 pub use event_loop::{Loop, LoopBuilder, LoopHandle};
 pub use executor::{run_in_executor, Executor, ExecutorBuilder, DEFAULT_IDLE_TIMEOUT};
+pub use executor_stream::{stream_in_executor, ExecutorStream};
 pub use future::{promise, ConcurrentFuture, Promise};
+pub use iter_blocking::{iter_blocking, BlockingIter};
 pub use limiter::CapacityLimiter;
 pub use registry::{
     enter_foreign, get_running_loop, loops, running_loop, ForeignGuard, LoopId, LoopInfo,

@@ -8,7 +8,7 @@ use std::fmt;
 use crate::error::Error;
 use crate::executor::{call, default_executor, Executor};
 use crate::future::ConcurrentFuture;
-use crate::pool::{Closed, Job, Shared};
+use crate::pool::{contain, Job, Shared};
 use crate::sync::plain::{Arc, Mutex};
 
 /// Caps how many jobs submitted through it are in flight (queued on the
@@ -61,12 +61,15 @@ struct State {
     waiting: VecDeque<(Arc<Shared>, Box<dyn Job>)>,
 }
 
-/// A job admitted under the cap: gives its slot back when it is done (run,
-/// failed, or dropped). A job that runs gives it back before its outcome is
-/// published, so whoever sees the result can count on the slot being free.
+/// A job admitted under the cap: gives its slot back exactly once when it is
+/// done (run, failed, or dropped, even by a panic). A job that runs gives it
+/// back before its outcome is published, so whoever sees the result can
+/// count on the slot being free.
 struct Limited {
     job: Option<Box<dyn Job>>,
     limiter: Arc<Inner>,
+    /// Set the moment the slot is given back (or handed on by `into_job`):
+    /// it is never given back twice.
     released: bool,
 }
 
@@ -78,21 +81,29 @@ impl Limited {
             released: false,
         }
     }
+
+    fn release_once(&mut self) {
+        if !self.released {
+            self.released = true;
+            self.limiter.release();
+        }
+    }
+
+    /// The job, with the slot kept by the caller (an executor refused it).
+    fn into_job(mut self) -> Box<dyn Job> {
+        self.released = true;
+        self.job.take().expect("a Limited job is taken once")
+    }
 }
 
 impl Job for Limited {
     fn run(mut self: Box<Self>, finished: &mut dyn FnMut()) {
         if let Some(job) = self.job.take() {
-            let limiter = &self.limiter;
-            let mut released = false;
+            let this = &mut *self;
             job.run(&mut || {
                 finished();
-                if !released {
-                    released = true;
-                    limiter.release();
-                }
+                this.release_once();
             });
-            self.released = released;
         }
     }
 
@@ -105,10 +116,10 @@ impl Job for Limited {
 
 impl Drop for Limited {
     fn drop(&mut self) {
-        drop(self.job.take());
-        if !self.released {
-            self.limiter.release();
+        if let Some(job) = self.job.take() {
+            contain("dropping a limited job", move || drop(job));
         }
+        self.release_once();
     }
 }
 
@@ -127,13 +138,15 @@ impl Inner {
                 }
             };
             // The slot passes to `job`.
-            match shared.admit() {
-                Ok(admit) => {
-                    shared.enqueue(Box::new(Limited::new(job, self.clone())), admit);
-                    return;
-                }
+            match shared.try_submit(Box::new(Limited::new(job, self.clone()))) {
+                Ok(()) => return,
                 // Its executor closed meanwhile: resolve it, pass the slot on.
-                Err(Closed) => job.fail(Error::LoopClosed),
+                Err(refused) => {
+                    let job = refused.into_job();
+                    contain("resolving a job refused by a closed executor", || {
+                        job.fail(Error::LoopClosed)
+                    });
+                }
             }
         }
     }
@@ -188,6 +201,7 @@ impl CapacityLimiter {
     {
         let shared = executor.unwrap_or_else(|| default_executor()).shared();
         let (job, fut) = call(shared.config.home, f);
+        let job: Box<dyn Job> = job;
         {
             let mut st = self.inner.state.lock();
             if st.in_flight >= self.inner.capacity {

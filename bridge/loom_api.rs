@@ -2,9 +2,6 @@
 //! under `--cfg bridge_loom`.
 
 pub use crate::once::OnceCell;
-pub use crate::pool::{
-    wake_needed, Admit, Closed, Counts, Next, Sleep, Snapshot, Woke, MAX_THREADS,
-};
 /// Polls a future to completion with the spin-then-park waiter.
 pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     crate::park::block_on(fut)
@@ -42,6 +39,18 @@ pub struct HomeGuard(#[allow(dead_code)] crate::registry::EnterGuard);
 /// This thread's home id (0: none).
 pub fn current_home() -> u64 {
     crate::registry::current_home()
+}
+
+/// Starts `n` of `ex`'s threads at once (within its bound), so that a model
+/// can have parked threads before any job is submitted.
+pub fn prestart(ex: &crate::Executor, n: usize) {
+    ex.shared().prestart(n)
+}
+
+/// The raw counts of `ex`'s pool, `(threads, idle, parked, wakeups, queued)`,
+/// for the models' end-state checks (see bridge/pool.rs).
+pub fn pool_counts(ex: &crate::Executor) -> (usize, usize, usize, usize, usize) {
+    ex.shared().counts()
 }
 
 /// The borrowing hand-off's task (bridge/scoped.rs), for a model's stand-in

@@ -1,278 +1,193 @@
-//! The thread pool behind every [`Executor`](crate::Executor): a lock-free
-//! FIFO of jobs, one atomic state word for the accounting, and a sleep lock
-//! that only threads about to park, and submitters that must wake one, touch.
+//! The thread pool behind every [`Executor`](crate::Executor): the queue,
+//! the thread counts and the wake-ups are one [`State`] under one lock, and
+//! idle threads park on one condvar (smol's `blocking` pool is built the same
+//! way). Every decision (take a job, spawn, wake, park, retire, exit) is made
+//! holding the lock, so each one sees the whole state at one moment.
+//! The lock is the standard library's futex lock ([`HotMutex`]): see there
+//! for why not `parking_lot`'s.
 //!
-//! # The state word ([`Counts`])
+//! # The state
 //!
-//! | bits   | field     | meaning                                                         |
-//! |--------|-----------|-----------------------------------------------------------------|
-//! | 0..32  | `queued`  | jobs admitted and not yet *reserved* by a thread                |
-//! | 32..48 | `waiting` | threads idle, looking for work (spinning or parked), no job     |
-//! | 48..63 | `threads` | threads alive, or about to be spawned                           |
-//! | 63     | `CLOSED`  | no new job is admitted; threads drain `queued`, then exit       |
+//! | field     | meaning                                                                 |
+//! |-----------|-------------------------------------------------------------------------|
+//! | `queue`   | jobs submitted and not yet taken by a thread, oldest first              |
+//! | `threads` | threads alive, or spawned and not yet started                           |
+//! | `idle`    | threads with no job: looking at the queue, spinning, or parked          |
+//! | `parked`  | idle threads parked on the condvar and not yet handed a wake-up         |
+//! | `wakeups` | wake-ups handed to parked threads and not yet taken                     |
+//! | `closed`  | no new job is taken; threads drain the queue, then exit                 |
 //!
-//! | who         | when                         | change (one CAS)                                          |
-//! |-------------|------------------------------|-----------------------------------------------------------|
-//! | submitter   | `admit`, open                | `queued + 1`; also `threads + 1` (spawn) if `queued > waiting` and `threads < max` |
-//! | submitter   | `admit`, closed              | none: the job resolves to `LoopClosed`                    |
-//! | busy thread | `after_job`                  | `queued - 1` (run the next) / else `threads - 1` if closed (exit) / else `waiting + 1` |
-//! | idle thread | `leave_wait`                 | `queued - 1, waiting - 1` (run) / `waiting - 1, threads - 1` if closed and nothing queued (exit) |
-//! | idle thread | `retire`, idle timeout       | `waiting - 1, threads - 1` if nothing is queued and open  |
-//! | submitter   | `spawn_failed`               | `threads - 1`                                             |
-//! | anyone      | `close`                      | `+ CLOSED`                                                |
+//! An idle thread that is not parked (`idle - parked`) is *awake*: it looks
+//! at the queue, under the lock, before it parks.
 //!
-//! A job is counted (`queued + 1`) *before* it is pushed on the queue, so a
-//! thread that reserves it may find the push still in flight and snoozes
-//! for it; in exchange a job is never pushed once `CLOSED` is set, and a
-//! thread exits only when `queued` is zero, so no admitted job is stranded.
-//! Every thread runs one job at a time and `threads <= max`, so no more than
-//! `max` jobs ever run at once.
+//! | who         | when                                   | change                                                     |
+//! |-------------|----------------------------------------|------------------------------------------------------------|
+//! | submitter   | `try_submit`, open                     | push; then, if `queue > awake`: wake one parked thread (`parked - 1, wakeups + 1`), or else spawn one if `threads < max` (`threads + 1, idle + 1`) |
+//! | thread      | finds a job                            | pop, `idle - 1`                                            |
+//! | thread      | its job is done *and published*        | `idle + 1`                                                 |
+//! | thread      | queue empty, open                      | spin (once per idle spell), then park: `parked + 1`        |
+//! | thread      | back from the condvar, `wakeups > 0`   | `wakeups - 1` (it was already taken out of `parked`)       |
+//! | thread      | back from the condvar, no wake-up      | `parked - 1`; if it timed out and nothing is queued: exit  |
+//! | thread      | queue empty, closed                    | exit: `idle - 1, threads - 1`                              |
+//! | submitter   | a spawn failed                         | `threads - 1, idle - 1`; with no thread left the queued jobs fail |
+//! | anyone      | `close`                                | `closed`; every parked thread gets a wake-up               |
 //!
-//! A thread takes its next step (`after_job`) right after the closure returns
-//! and *before* the job's outcome is published: a submitter that waits for
-//! one result and then submits again finds the thread already counted idle,
-//! so a caller doing one job at a time never makes the pool grow.
+//! # No lost wake-up
 //!
-//! # Sleeping and waking
+//! The rule every change keeps: **`queue <= awake`, or no thread is parked**.
+//! A push that breaks it (one job more than awake threads) restores it at
+//! once by waking one parked thread; with none parked, every thread is busy
+//! or awake and comes to the queue on its own. A pop lowers both sides, a
+//! thread parks only on an empty queue, and a thread leaving the condvar for
+//! any reason only adds to `awake`. So a queued job never waits while a
+//! thread sleeps: jobs that wait for each other always get a thread each
+//! (up to `max`). A wake-up is a credit under the lock: a parked thread that
+//! times out at the same moment takes it instead of retiring, and a notify
+//! that reaches another thread than the one credited costs a spurious
+//! wake-up, never a lost one.
 //!
-//! An idle thread spins for [`park::MAX_SPIN`] (50 us), watching the state
-//! word, so that a job submitted right after the last one is picked up
-//! without a system call on either side; at most half the cores' worth of
-//! idle threads spin at once, the others park at once. Then it registers in
-//! `sleepers` under the sleep lock, re-reads the state word, and parks on a
-//! condvar (with the idle timeout). A submitter, after its `admit`, reads
-//! `sleepers` and wakes one only if more jobs are queued than there are idle
-//! threads not parked. Both sides use `SeqCst` for the registration and the
-//! re-read (a Dekker pair), so either the sleeper sees the job or the
-//! submitter sees the sleeper. A wake-up is a credit under the lock, so a
-//! thread that times out at the same moment takes it instead of retiring,
-//! and `close` hands one to every sleeper. [`Sleep`] is that handshake, on
-//! the loom-swapped primitives, so that the models in
-//! `loom-tests/tests/pool_sleep.rs` check it.
+//! # Idle only once the outcome is published
+//!
+//! A thread counts itself idle only after its job has *completed*: the
+//! closure ran and its promise published the outcome, which runs the
+//! future's done-callbacks and wakers on this thread (Python's pool counts a
+//! thread idle only after its callbacks ran, too). A callback that submits to
+//! this pool and waits therefore never counts on its own thread: the pool
+//! grows for it, or another thread takes the job.
+//!
+//! The price would be growth: a caller that submits its next job the
+//! instant it sees the last result finds that thread not yet idle, and one
+//! job at a time grew the pool to its bound. So a thread between the end of
+//! its job and its return to the pool counts itself in `finishing` (an
+//! atomic hint, outside the lock), and a submitter that would wake or spawn
+//! a thread while enough others are finishing to take the jobs no awake
+//! thread will (in practice: one job queued, its last thread finishing)
+//! first waits up to [`GRACE`] (10 us), unlocked, for them to come back,
+//! then decides again under the lock. A burst never waits. Nothing waits on that hint: a callback that blocks only delays
+//! another submitter by the grace, and a pool thread's own submissions (a
+//! callback's) never wait for it. While the submitter waits, the rule below
+//! may not hold for its job; the submitter restores it when it decides
+//! again (no thread parks meanwhile: the queue is not empty).
+//!
+//! # Spinning
+//!
+//! After each job, an idle thread spins for up to [`MAX_SPIN`](crate::park::MAX_SPIN)
+//! (50 us) watching a copy of the queue length, before it parks: a job
+//! submitted right after the last one is then taken without a system call on
+//! either side (the submitter sees an awake thread and wakes nobody). Without
+//! it a one-job round trip pays a futex wake and a thread wake-up (see
+//! `benches/executor.rs`). At most half the cores' worth of threads spin at
+//! once. The copy is only a hint: what the thread does next it decides under
+//! the lock.
+//!
+//! # Panics
+//!
+//! A thread runs each job under `catch_unwind` (the executor's job catches
+//! the closure's panic, and the panics of completing: a result whose `Drop`
+//! panics, on this thread when the future was dropped unread). A caught
+//! panic is reported in debug mode; the thread, and the counts, carry on.
+//!
+//! # Fork
+//!
+//! A pool records the process generation it was made in ([`crate::fork`]).
+//! In a forked child none of its threads exist, and its lock may be held
+//! forever by one of them: a stale pool takes no lock (only a `try_lock` to
+//! resolve the jobs queued at the fork), takes no job (`LoopClosed`) and never
+//! waits.
 
+use std::any::Any;
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use crossbeam_queue::SegQueue;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 use crate::error::Error;
-use crate::park;
 use crate::registry::{self, Marked};
-use crate::sync::plain::{Arc, AtomicUsize, Mutex};
-use crate::sync::{self, AtomicU64, Condvar, MutexGuard, Ordering};
+use crate::sync::plain::{Arc, AtomicUsize};
+use crate::sync::{HotCondvar, HotMutex, JoinHandle, Mutex, Ordering};
 
 /// One unit of work on the queue.
 pub(crate) trait Job: Send {
-    /// Runs it (a job catches its own panics). It calls `finished` once,
-    /// after the work and before publishing the outcome, so that the thread
-    /// counts itself idle before its submitter can see the result and submit
-    /// again (which then finds an idle thread instead of spawning one).
+    /// Runs it and publishes its outcome, catching the panics of both. It
+    /// calls `finished` once, after the work and before publishing (where a
+    /// [`CapacityLimiter`](crate::CapacityLimiter) frees its slot).
     fn run(self: Box<Self>, finished: &mut dyn FnMut());
     /// Resolves it without running it.
     fn fail(self: Box<Self>, err: Error);
 }
 
-const QUEUED_ONE: u64 = 1;
-const QUEUED_MASK: u64 = (1 << 32) - 1;
-const WAITING_SHIFT: u32 = 32;
-const WAITING_ONE: u64 = 1 << WAITING_SHIFT;
-const WAITING_MASK: u64 = 0xFFFF << WAITING_SHIFT;
-const THREADS_SHIFT: u32 = 48;
-const THREADS_ONE: u64 = 1 << THREADS_SHIFT;
-const THREADS_MASK: u64 = 0x7FFF << THREADS_SHIFT;
-const CLOSED: u64 = 1 << 63;
+/// How long a submitter that would wake or spawn a thread waits, instead,
+/// for a thread that is publishing its last outcome to come back idle.
+const GRACE: Duration = Duration::from_micros(10);
 
-/// The most threads one pool may have (the width of the `threads` field).
+/// The most threads one pool may have.
 pub const MAX_THREADS: usize = 0x7FFF;
 
-/// A snapshot of the state word.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Snapshot(u64);
-
-impl Snapshot {
-    /// Jobs admitted and not yet reserved by a thread.
-    pub fn queued(self) -> usize {
-        (self.0 & QUEUED_MASK) as usize
-    }
-    /// Idle threads looking for work.
-    pub fn waiting(self) -> usize {
-        ((self.0 & WAITING_MASK) >> WAITING_SHIFT) as usize
-    }
-    /// Threads alive or being spawned.
-    pub fn threads(self) -> usize {
-        ((self.0 & THREADS_MASK) >> THREADS_SHIFT) as usize
-    }
-    /// Whether the pool takes no new jobs.
-    pub fn is_closed(self) -> bool {
-        self.0 & CLOSED != 0
-    }
+/// The pool's state, guarded by [`Shared::state`] (see the module docs).
+struct State {
+    queue: VecDeque<Box<dyn Job>>,
+    threads: usize,
+    idle: usize,
+    parked: usize,
+    wakeups: usize,
+    closed: bool,
 }
 
-/// What a submitter must do after its job was admitted.
+/// What a submitter does, outside the lock, after its push.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Admit {
-    /// Push the job, then spawn one thread (already counted in `threads`).
+enum Then {
+    Nothing,
+    Wake,
     Spawn,
-    /// Push the job; an idle or busy thread will take it. The snapshot is
-    /// the state right after admission (for the wake decision).
-    Queue(Snapshot),
 }
 
-/// The pool is closed: the job was not admitted.
+impl State {
+    /// Idle threads that will look at the queue before they park.
+    fn awake(&self) -> usize {
+        self.idle - self.parked
+    }
+
+    /// Restores "`queue <= awake`, or no thread is parked" after the queue
+    /// grew by one job (or an awake thread went away): wakes a parked thread,
+    /// or else spawns one if `may_spawn` and there is room.
+    fn balance(&mut self, max_threads: usize, may_spawn: bool) -> Then {
+        let then = self.wanted(max_threads, may_spawn);
+        match then {
+            Then::Nothing => {}
+            Then::Wake => {
+                self.parked -= 1;
+                self.wakeups += 1;
+            }
+            Then::Spawn => {
+                self.threads += 1;
+                self.idle += 1;
+            }
+        }
+        then
+    }
+
+    /// What [`balance`](Self::balance) would do, without doing it.
+    fn wanted(&self, max_threads: usize, may_spawn: bool) -> Then {
+        if self.queue.len() <= self.awake() {
+            Then::Nothing
+        } else if self.parked > 0 {
+            Then::Wake
+        } else if may_spawn && self.threads < max_threads {
+            Then::Spawn
+        } else {
+            Then::Nothing // every thread is busy; the first one done takes it
+        }
+    }
+}
+
+/// A view of the counts, for the accessors and `Debug`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Closed;
-
-/// What a thread does next.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Next {
-    /// It reserved a job: pop one and run it.
-    Run,
-    /// Nothing to do: wait for work (it is counted in `waiting`).
-    Wait,
-    /// It is no longer counted in `threads`: return from the thread.
-    Exit,
-}
-
-/// The pool's accounting: one atomic word, changed only by CAS loops (see
-/// the module docs for the table). Exposed to the loom models.
-#[derive(Debug)]
-pub struct Counts {
-    state: AtomicU64,
-}
-
-impl Default for Counts {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Counts {
-    /// An open pool with no thread and no job.
-    pub fn new() -> Self {
-        Counts {
-            state: AtomicU64::new(0),
-        }
-    }
-
-    /// The current state.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot(self.state.load(Ordering::SeqCst))
-    }
-
-    /// Applies `f` to the state until the CAS succeeds; `f` returns the new
-    /// word (or `None` to leave it) and a result.
-    fn update<R>(&self, mut f: impl FnMut(Snapshot) -> (Option<u64>, R)) -> (Snapshot, R) {
-        let mut cur = self.state.load(Ordering::SeqCst);
-        loop {
-            let (new, r) = f(Snapshot(cur));
-            let Some(new) = new else {
-                return (Snapshot(cur), r);
-            };
-            match self
-                .state
-                .compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return (Snapshot(new), r),
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// Admits one job (a submitter, before pushing it).
-    ///
-    /// # Panics
-    ///
-    /// If 2^32 - 1 jobs are already queued.
-    pub fn admit(&self, max_threads: usize) -> Result<Admit, Closed> {
-        let (after, admit) = self.update(|s| {
-            if s.is_closed() {
-                return (None, Err(Closed));
-            }
-            assert!(
-                s.queued() < QUEUED_MASK as usize,
-                "bridge: an executor has 2^32 - 1 jobs queued; submit fewer at a time \
-                 (a CapacityLimiter caps how many one caller has in flight)"
-            );
-            let queued = s.0 + QUEUED_ONE;
-            if s.queued() + 1 > s.waiting() && s.threads() < max_threads {
-                (Some(queued + THREADS_ONE), Ok(Admit::Spawn))
-            } else {
-                (Some(queued), Ok(Admit::Queue(Snapshot(0))))
-            }
-        });
-        match admit {
-            Ok(Admit::Queue(_)) => Ok(Admit::Queue(after)),
-            other => other,
-        }
-    }
-
-    /// A busy thread (or a new one) looks for its next step.
-    pub fn after_job(&self) -> Next {
-        self.update(|s| {
-            if s.queued() > 0 {
-                (Some(s.0 - QUEUED_ONE), Next::Run)
-            } else if s.is_closed() {
-                (Some(s.0 - THREADS_ONE), Next::Exit)
-            } else {
-                (Some(s.0 + WAITING_ONE), Next::Wait)
-            }
-        })
-        .1
-    }
-
-    /// An idle thread tries to stop waiting: `Some(Run)` if it reserved a
-    /// job, `Some(Exit)` if the pool is closed and drained, `None` to keep
-    /// waiting.
-    pub fn leave_wait(&self) -> Option<Next> {
-        self.update(|s| {
-            if s.queued() > 0 {
-                (Some(s.0 - QUEUED_ONE - WAITING_ONE), Some(Next::Run))
-            } else if s.is_closed() {
-                (Some(s.0 - WAITING_ONE - THREADS_ONE), Some(Next::Exit))
-            } else {
-                (None, None)
-            }
-        })
-        .1
-    }
-
-    /// An idle thread whose idle timeout ran out leaves the pool, if no job
-    /// is queued. Returns whether it left.
-    pub fn retire(&self) -> bool {
-        self.update(|s| {
-            if s.queued() == 0 && !s.is_closed() {
-                (Some(s.0 - WAITING_ONE - THREADS_ONE), true)
-            } else {
-                (None, false)
-            }
-        })
-        .1
-    }
-
-    /// A thread counted by `admit` could not be spawned.
-    pub fn spawn_failed(&self) -> Snapshot {
-        self.update(|s| (Some(s.0 - THREADS_ONE), ())).0
-    }
-
-    /// With no thread left, reserves a queued job so that the caller can
-    /// fail it. Returns whether it reserved one.
-    pub fn reserve_orphan(&self) -> bool {
-        self.update(|s| {
-            if s.threads() == 0 && s.queued() > 0 {
-                (Some(s.0 - QUEUED_ONE), true)
-            } else {
-                (None, false)
-            }
-        })
-        .1
-    }
-
-    /// Closes the pool. Returns whether this call closed it.
-    pub fn close(&self) -> bool {
-        self.state.fetch_or(CLOSED, Ordering::SeqCst) & CLOSED == 0
-    }
+pub(crate) struct Snapshot {
+    pub(crate) threads: usize,
+    pub(crate) idle: usize,
+    pub(crate) queued: usize,
+    pub(crate) closed: bool,
 }
 
 /// How a pool names its threads.
@@ -301,167 +216,25 @@ crate::sync::thread_local! {
     static CURRENT_POOL: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Spins until `done()` or [`park::MAX_SPIN`] passes; returns whether
-/// `done()` held.
-///
-/// Unlike a waiter's adaptive budget ([`park::spin_until`]), an idle pool
-/// thread always spins its full budget: when its submitter has fallen back to
-/// parking (on a busy machine), a thread that stopped spinning too would make
-/// every round trip pay two wake-ups, and neither side could win its spin
-/// back.
-fn spin(mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        let spent = start.elapsed();
-        if spent >= park::MAX_SPIN {
-            return false;
-        }
-        for _ in 0..32 {
-            std::hint::spin_loop();
-        }
-    }
-}
-
-/// How an idle thread's park ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Woke {
-    /// A submitter woke it, or work was already there.
-    Work,
-    /// The idle timeout ran out.
-    TimedOut,
-    /// Neither (a spurious wake-up): look again.
-    Spurious,
-}
-
-/// Whether a submitter whose job left the state at `after` must wake one of
-/// `sleepers` parked threads: only if more jobs are queued than there are
-/// idle threads still spinning.
-pub fn wake_needed(after: Snapshot, sleepers: usize) -> bool {
-    let spinning = after.waiting().saturating_sub(sleepers);
-    after.queued() > spinning // else idle threads still spinning will take it
-}
-
-/// The sleep/wake handshake of idle threads (see "Sleeping and waking" in
-/// the module docs): a count of parked threads, the sleep lock with the
-/// wake-up credits, and the condvar they park on. Exposed to the loom models.
-#[derive(Debug)]
-pub struct Sleep {
-    /// Parked idle threads not yet woken. Changed only under `credits`; read
-    /// without it by wakers (SeqCst, see the module docs).
-    sleepers: sync::AtomicUsize,
-    /// The sleep lock, and the wake-up credits handed to parked threads.
-    credits: sync::Mutex<usize>,
-    wake: Condvar,
-}
-
-impl Default for Sleep {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Sleep {
-    /// No sleeper, no credit.
-    pub fn new() -> Self {
-        Sleep {
-            sleepers: sync::AtomicUsize::new(0),
-            credits: sync::Mutex::new(0),
-            wake: Condvar::new(),
-        }
-    }
-
-    /// The sleep lock (also what the pool's `exited` condvar waits with).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, usize> {
-        self.credits.lock()
-    }
-
-    /// Parks this idle thread until woken or `timeout` (`None`: no timeout).
-    /// It registers first, then calls `has_work`, which must read with
-    /// `SeqCst` whether work (or the close) is there: if so it returns
-    /// `Work` without parking.
-    pub fn sleep(&self, has_work: impl FnOnce() -> bool, timeout: Option<Duration>) -> Woke {
-        let mut credits = self.credits.lock();
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        sync::dekker_fence();
-        if has_work() {
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
-            return Woke::Work;
-        }
-        let timed_out = match timeout {
-            Some(t) => self.wake.wait_for(&mut credits, t).timed_out(),
-            None => {
-                self.wake.wait(&mut credits);
-                false
-            }
-        };
-        if *credits > 0 {
-            // A waker already took one sleeper out of `sleepers`: this one.
-            *credits -= 1;
-            return Woke::Work;
-        }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        if timed_out {
-            Woke::TimedOut
-        } else {
-            Woke::Spurious
-        }
-    }
-
-    /// A submitter that made work available (with a `SeqCst` write) wakes
-    /// one parked thread, if there is one and `needed(sleepers)` says so.
-    /// Returns whether it handed out a wake-up credit.
-    pub fn wake_one_if(&self, needed: impl FnOnce(usize) -> bool) -> bool {
-        sync::dekker_fence();
-        let sleepers = self.sleepers.load(Ordering::SeqCst);
-        if sleepers == 0 || !needed(sleepers) {
-            return false;
-        }
-        let mut credits = self.credits.lock();
-        if self.sleepers.load(Ordering::SeqCst) == 0 {
-            return false;
-        }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-        *credits += 1;
-        drop(credits);
-        self.wake.notify_one();
-        true
-    }
-
-    /// Hands a credit to every parked thread (the close). Returns how many.
-    pub fn wake_all(&self) -> usize {
-        let mut credits = self.credits.lock();
-        let woken = self.sleepers.swap(0, Ordering::SeqCst);
-        *credits += woken;
-        drop(credits);
-        self.wake.notify_all();
-        woken
-    }
-
-    /// Parked threads not yet woken, and credits not yet taken (for the
-    /// models' end-state checks).
-    #[cfg(bridge_loom)]
-    pub fn counts(&self) -> (usize, usize) {
-        let credits = self.credits.lock();
-        (self.sleepers.load(Ordering::SeqCst), *credits)
-    }
-}
-
 /// Everything the pool's threads and its handles share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Identifies this pool's threads (for `shutdown` from inside a job).
     id: u64,
-    counts: Counts,
-    queue: SegQueue<Box<dyn Job>>,
-    /// Parked idle threads and their wake-ups.
-    sleep: Sleep,
-    /// Signalled (under `sleep.lock()`) whenever a thread leaves the pool.
-    exited: Condvar,
+    /// The process generation this pool was made in (see [`crate::fork`]).
+    generation: u64,
+    state: HotMutex<State>,
+    /// Idle threads park here.
+    wake: HotCondvar,
+    /// Signalled whenever a thread leaves the pool (`close_and_join` waits).
+    exited: HotCondvar,
     /// Join handles of threads spawned so far (finished ones are pruned).
     handles: Mutex<Vec<JoinHandle<()>>>,
+    /// The queue's length, copied at every change, for spinning threads.
+    queued_hint: AtomicUsize,
+    /// Threads whose job is done and whose outcome is being published (they
+    /// are not idle yet, but will be in a moment).
+    finishing: AtomicUsize,
     /// For thread names.
     spawned: AtomicUsize,
     /// Idle threads spinning now, and how many may: spinning idle threads
@@ -480,67 +253,154 @@ impl Shared {
         Shared {
             config,
             id,
-            counts: Counts::new(),
-            queue: SegQueue::new(),
-            sleep: Sleep::new(),
-            exited: Condvar::new(),
+            generation: crate::fork::watch(),
+            state: HotMutex::new(State {
+                queue: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                parked: 0,
+                wakeups: 0,
+                closed: false,
+            }),
+            wake: HotCondvar::new(),
+            exited: HotCondvar::new(),
             handles: Mutex::new(Vec::new()),
+            queued_hint: AtomicUsize::new(0),
+            finishing: AtomicUsize::new(0),
             spawned: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             spin_cap: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
 
+    /// Whether this pool was made before a `fork` and this is the child,
+    /// where none of its threads exist.
+    #[inline]
+    fn is_stale(&self) -> bool {
+        crate::fork::is_stale(self.generation)
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot {
-        self.counts.snapshot()
-    }
-
-    /// Admits a job, or hands it back if the pool is closed.
-    pub(crate) fn admit(&self) -> Result<Admit, Closed> {
-        self.counts.admit(self.config.max_threads)
-    }
-
-    /// Submits `job`; on a closed pool it resolves to `LoopClosed`.
-    pub(crate) fn submit(self: &Arc<Self>, job: Box<dyn Job>) {
-        match self.admit() {
-            Ok(admit) => self.enqueue(job, admit),
-            Err(Closed) => job.fail(Error::LoopClosed),
+        if self.is_stale() {
+            self.resolve_stranded();
+            return Snapshot {
+                threads: 0,
+                idle: 0,
+                queued: 0,
+                closed: true,
+            };
+        }
+        let st = self.state.lock();
+        Snapshot {
+            threads: st.threads,
+            idle: st.idle,
+            queued: st.queue.len(),
+            closed: st.closed,
         }
     }
 
-    /// Pushes a job that [`admit`](Self::admit) let in, then spawns or wakes
-    /// a thread as the admission said.
-    pub(crate) fn enqueue(self: &Arc<Self>, job: Box<dyn Job>, admit: Admit) {
-        self.queue.push(job);
-        match admit {
-            Admit::Spawn => self.spawn_thread(),
-            Admit::Queue(after) => self.wake_if_needed(after),
+    /// Queues `job`, or hands it back if the pool is closed (or stale).
+    pub(crate) fn try_submit<J: Job + 'static>(
+        self: &Arc<Self>,
+        job: Box<J>,
+    ) -> Result<(), Box<J>> {
+        if self.is_stale() {
+            self.resolve_stranded();
+            return Err(job);
+        }
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(job);
+        }
+        st.queue.push_back(job);
+        self.set_hint(&st);
+        let short = st.queue.len() - st.awake().min(st.queue.len());
+        if st.wanted(self.config.max_threads, true) != Then::Nothing && self.finishing_covers(short)
+        {
+            // Threads publishing their last outcome, about to be idle, are
+            // enough for the jobs no awake thread will take: give them a
+            // moment rather than wake or spawn one (see "Idle only once the
+            // outcome is published").
+            drop(st);
+            self.grace();
+            st = self.state.lock();
+        }
+        let then = st.balance(self.config.max_threads, true);
+        drop(st);
+        match then {
+            Then::Nothing => {}
+            // After the unlock: the woken thread's first step is to lock.
+            Then::Wake => {
+                self.wake.notify_one();
+            }
+            Then::Spawn => self.spawn_thread(),
+        }
+        Ok(())
+    }
+
+    /// Whether at least `short` of this pool's threads are between the end
+    /// of a job and counting themselves idle (publishing the outcome), the
+    /// caller not being one of the pool's threads. A burst (a long queue)
+    /// never waits for them.
+    fn finishing_covers(&self, short: usize) -> bool {
+        // ORDERING: Relaxed: a hint; the decision is made again under the
+        // lock after the grace, whatever this says.
+        self.finishing.load(Ordering::Relaxed) >= short && !self.is_own_thread()
+    }
+
+    /// Waits up to [`GRACE`] for the threads that are publishing an outcome
+    /// to come back idle, or for the queue to empty.
+    #[cfg(not(bridge_loom))]
+    fn grace(&self) {
+        let start = std::time::Instant::now();
+        // ORDERING: Relaxed: hints (see `finishing_covers`, `set_hint`).
+        while self.finishing.load(Ordering::Relaxed) > 0
+            && self.queued_hint.load(Ordering::Relaxed) > 0
+            && start.elapsed() < GRACE
+        {
+            for _ in 0..8 {
+                std::hint::spin_loop();
+            }
         }
     }
 
-    fn wake_if_needed(&self, after: Snapshot) {
-        self.sleep
-            .wake_one_if(|sleepers| wake_needed(after, sleepers));
+    /// Under loom the grace is one yield: the models see the thread come back
+    /// idle, or not, before the submitter decides again.
+    #[cfg(bridge_loom)]
+    fn grace(&self) {
+        let _ = GRACE;
+        crate::sync::yield_now();
+    }
+
+    /// Queues `job`; on a closed pool it resolves to `LoopClosed`.
+    pub(crate) fn submit<J: Job + 'static>(self: &Arc<Self>, job: Box<J>) {
+        if let Err(job) = self.try_submit(job) {
+            contain("resolving a job refused by a closed executor", || {
+                job.fail(Error::LoopClosed)
+            });
+        }
+    }
+
+    fn set_hint(&self, st: &State) {
+        // ORDERING: Relaxed: a hint for spinning threads only; every decision
+        // is made again under the lock, which orders the queue itself.
+        self.queued_hint.store(st.queue.len(), Ordering::Relaxed);
     }
 
     #[cold]
     fn spawn_thread(self: &Arc<Self>) {
         // Held across the spawn: the new thread takes it once before it can
-        // leave the pool, so `shutdown` always finds its handle.
+        // leave the pool, so `close_and_join` always finds its handle.
         let mut handles = self.handles.lock();
-        handles.retain(|h| !h.is_finished());
+        prune(&mut handles);
         // ORDERING: Relaxed: only a counter for names.
         let n = self.spawned.fetch_add(1, Ordering::Relaxed) + 1;
         let name = match &self.config.name {
             ThreadName::Prefix(p) => format!("{p}-{n}"),
             ThreadName::Exact(name) => name.clone(),
         };
-        let mut builder = std::thread::Builder::new().name(name);
-        if let Some(size) = self.config.stack_size {
-            builder = builder.stack_size(size);
-        }
         let shared = self.clone();
-        match builder.spawn(move || shared.work()) {
+        match crate::sync::spawn(name, self.config.stack_size, move || shared.work()) {
             Ok(handle) => handles.push(handle),
             Err(e) => {
                 drop(handles);
@@ -556,80 +416,103 @@ impl Shared {
             "bridge: an executor could not start a thread; its queued jobs wait for a \
              running thread, or resolve to Err(Io) if it has none"
         );
-        if self.counts.spawn_failed().threads() == 0 {
-            while self.counts.reserve_orphan() {
-                let job = self.pop_reserved();
-                job.fail(Error::Io(io::Error::new(e.kind(), e.to_string())));
+        let (orphans, then) = {
+            let mut st = self.state.lock();
+            st.threads -= 1;
+            st.idle -= 1;
+            if st.threads == 0 {
+                let orphans = std::mem::take(&mut st.queue);
+                self.set_hint(&st);
+                (orphans, Then::Nothing)
+            } else {
+                // The thread counted awake is not coming: wake another.
+                (VecDeque::new(), st.balance(self.config.max_threads, false))
             }
+        };
+        if then == Then::Wake {
+            self.wake.notify_one();
         }
-        self.notify_exited();
+        self.exited.notify_all();
+        for job in orphans {
+            let err = Error::Io(io::Error::new(e.kind(), e.to_string()));
+            contain("resolving a job no thread could take", || job.fail(err));
+        }
     }
 
-    /// Pops a job this thread has reserved; its push may still be in flight.
-    fn pop_reserved(&self) -> Box<dyn Job> {
-        let backoff = crossbeam_utils::Backoff::new();
-        loop {
-            if let Some(job) = self.queue.pop() {
-                return job;
-            }
-            backoff.snooze();
-        }
-    }
-
-    /// The body of every pool thread.
+    /// The body of every pool thread (counted in `threads` and `idle` by
+    /// the submitter that spawned it).
     fn work(self: Arc<Self>) {
         drop(self.handles.lock()); // see `spawn_thread`
         let _home =
             (self.config.home != 0).then(|| registry::enter(Marked::Nothing, self.config.home));
         CURRENT_POOL.with(|c| c.set(self.id));
-        let mut next = self.counts.after_job();
+        let mut st = self.state.lock();
+        let mut may_spin = true;
         loop {
-            next = match next {
-                Next::Run => {
-                    let mut after = None;
-                    self.pop_reserved().run(&mut || {
-                        if after.is_none() {
-                            after = Some(self.counts.after_job());
+            if let Some(job) = st.queue.pop_front() {
+                st.idle -= 1;
+                self.set_hint(&st);
+                drop(st);
+                // Idle again only once the job has published its outcome;
+                // meanwhile submitters know it is coming (`finishing`).
+                let mut finishing = false;
+                contain("an executor job", || {
+                    job.run(&mut || {
+                        if !finishing {
+                            finishing = true;
+                            // ORDERING: Relaxed: a hint (`finishing_covers`).
+                            self.finishing.fetch_add(1, Ordering::Relaxed);
                         }
-                    });
-                    after.unwrap_or_else(|| self.counts.after_job())
+                    })
+                });
+                st = self.state.lock();
+                st.idle += 1;
+                if finishing {
+                    // ORDERING: Relaxed, as above.
+                    self.finishing.fetch_sub(1, Ordering::Relaxed);
                 }
-                Next::Wait => self.wait_for_work(),
-                Next::Exit => break,
+                may_spin = true;
+                continue;
+            }
+            if st.closed {
+                break;
+            }
+            if may_spin {
+                may_spin = false;
+                drop(st);
+                self.spin_for_work();
+                st = self.state.lock();
+                continue;
+            }
+            st.parked += 1;
+            let timed_out = match self.config.idle_timeout {
+                Some(t) => self.wake.wait_for(&mut st, t).timed_out(),
+                None => {
+                    self.wake.wait(&mut st);
+                    false
+                }
             };
+            if st.wakeups > 0 {
+                // Whichever thread comes back first takes a wake-up: the
+                // waker already took one thread out of `parked`.
+                st.wakeups -= 1;
+                continue;
+            }
+            st.parked -= 1;
+            if timed_out && st.queue.is_empty() && !st.closed {
+                break; // retire
+            }
         }
-        self.notify_exited();
+        st.idle -= 1;
+        st.threads -= 1;
+        drop(st);
+        self.exited.notify_all();
     }
 
-    /// An idle thread (counted in `waiting`) until it has work or leaves.
-    fn wait_for_work(&self) -> Next {
-        loop {
-            let found = self.spin_for_work();
-            let woke = if found {
-                Woke::Work
-            } else {
-                self.sleep.sleep(
-                    || {
-                        let s = self.counts.snapshot();
-                        s.queued() > 0 || s.is_closed()
-                    },
-                    self.config.idle_timeout,
-                )
-            };
-            if let Woke::TimedOut = woke {
-                if self.counts.retire() {
-                    return Next::Exit;
-                }
-            }
-            if let Some(next) = self.counts.leave_wait() {
-                return next;
-            }
-        }
-    }
-
-    /// Spins for work, if fewer than `spin_cap` idle threads spin already.
-    /// Returns whether work (or the close) showed up.
-    fn spin_for_work(&self) -> bool {
+    /// Spins until a job shows up or [`MAX_SPIN`](crate::park::MAX_SPIN) passes, if fewer
+    /// than `spin_cap` idle threads spin already.
+    #[cfg(not(bridge_loom))]
+    fn spin_for_work(&self) {
         // ORDERING: Relaxed: a soft cap on CPU use; nothing is published
         // through this count and a stale value only spins one thread more or
         // less.
@@ -640,30 +523,47 @@ impl Shared {
             })
             .is_ok();
         if !claimed {
-            let s = self.counts.snapshot();
-            return s.queued() > 0 || s.is_closed();
+            return;
         }
-        let found = spin(|| {
-            let s = self.counts.snapshot();
-            s.queued() > 0 || s.is_closed()
-        });
+        let start = std::time::Instant::now();
+        loop {
+            // ORDERING: Relaxed: a hint (see `set_hint`).
+            if self.queued_hint.load(Ordering::Relaxed) > 0
+                || start.elapsed() >= crate::park::MAX_SPIN
+            {
+                break;
+            }
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+        }
         // ORDERING: Relaxed, as above.
         self.spinning.fetch_sub(1, Ordering::Relaxed);
-        found
     }
 
-    fn notify_exited(&self) {
-        let _lock = self.sleep.lock();
-        self.exited.notify_all();
+    /// Under loom there is no spin: the thread goes on to look under the
+    /// lock, which is what the models check.
+    #[cfg(bridge_loom)]
+    fn spin_for_work(&self) {
+        let _ = (&self.spinning, self.spin_cap, crate::park::MAX_SPIN);
     }
 
-    /// Stops admitting jobs and wakes every parked thread so that they drain
+    /// Stops taking jobs and wakes every parked thread so that they drain
     /// the queue and exit. Returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
-        if !self.counts.close() {
+        if self.is_stale() {
+            self.resolve_stranded();
             return false;
         }
-        self.sleep.wake_all();
+        let mut st = self.state.lock();
+        if st.closed {
+            return false;
+        }
+        st.closed = true;
+        st.wakeups += st.parked;
+        st.parked = 0;
+        drop(st);
+        self.wake.notify_all();
         true
     }
 
@@ -675,21 +575,118 @@ impl Shared {
     }
 
     /// Closes, then blocks until every thread has left and joins them. On
-    /// one of the pool's own threads it only closes (it cannot join itself).
+    /// one of the pool's own threads it only closes (it cannot join itself),
+    /// and in a forked child it does not wait (the threads are not there).
     pub(crate) fn close_and_join(&self) {
         self.close();
-        if self.is_own_thread() {
+        if self.is_own_thread() || self.is_stale() {
             return;
         }
-        let mut lock = self.sleep.lock();
-        while self.counts.snapshot().threads() != 0 {
-            self.exited.wait(&mut lock);
+        let mut st = self.state.lock();
+        while st.threads != 0 {
+            self.exited.wait(&mut st);
         }
-        drop(lock);
+        drop(st);
         let handles = std::mem::take(&mut *self.handles.lock());
         for handle in handles {
-            // A job's panic is caught inside the job: a thread never panics.
+            // A job's panic is caught on the thread: a thread never panics.
             let _ = handle.join();
         }
     }
+
+    /// In a forked child: resolves the jobs that were queued at the fork to
+    /// `LoopClosed` (someone here may wait on their futures), if the lock is
+    /// free; a thread that held it at the fork does not exist here.
+    #[cold]
+    fn resolve_stranded(&self) {
+        let Some(mut st) = self.state.try_lock() else {
+            return;
+        };
+        st.closed = true;
+        let stranded = std::mem::take(&mut st.queue);
+        drop(st);
+        for job in stranded {
+            contain("resolving a job stranded by fork", || {
+                job.fail(Error::LoopClosed)
+            });
+        }
+    }
+
+    /// The raw counts, for the loom models' end-state checks.
+    #[cfg(bridge_loom)]
+    pub(crate) fn counts(&self) -> (usize, usize, usize, usize, usize) {
+        let st = self.state.lock();
+        (st.threads, st.idle, st.parked, st.wakeups, st.queue.len())
+    }
+
+    /// Starts `n` threads at once (within the bound), for the loom models
+    /// that need parked threads before any job.
+    #[cfg(bridge_loom)]
+    pub(crate) fn prestart(self: &Arc<Self>, n: usize) {
+        for _ in 0..n {
+            let mut st = self.state.lock();
+            if st.threads >= self.config.max_threads {
+                return;
+            }
+            st.threads += 1;
+            st.idle += 1;
+            drop(st);
+            self.spawn_thread();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.is_stale() {
+            // The handles name threads of the parent: never detach or join
+            // them here, and never lock their list (a parent thread may have
+            // held it at the fork).
+            std::mem::forget(std::mem::replace(&mut self.handles, Mutex::new(Vec::new())));
+        }
+    }
+}
+
+/// Drops the handles of threads that have finished.
+#[cfg(not(bridge_loom))]
+fn prune(handles: &mut Vec<JoinHandle<()>>) {
+    handles.retain(|h| !h.is_finished());
+}
+
+#[cfg(bridge_loom)]
+fn prune(_handles: &mut [JoinHandle<()>]) {}
+
+/// Runs `f`, which runs user code (a job, a callback, a `Drop`), under
+/// `catch_unwind`: a panic that escapes it is reported in debug mode and
+/// goes no further, so the thread and the counts around it carry on.
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        report_caught(what, &*payload);
+        drop_payload(payload);
+    }
+}
+
+/// Drops a panic payload; one whose own `Drop` panics is leaked instead.
+fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
+#[cold]
+fn report_caught(what: &str, payload: &(dyn Any + Send)) {
+    if !crate::debug::debug_here() {
+        return; // the panic hook has printed it already
+    }
+    let thread = std::thread::current();
+    let thread = thread.name().unwrap_or("<unnamed>");
+    tracing::error!(
+        target: "bridge::debug",
+        thread,
+        panic = crate::error::payload_message(payload),
+        "bridge: a panic escaped {what} on thread '{thread}'; it was caught and the thread \
+         carries on. A value whose Drop panics (a job's result, dropped on the executor \
+         thread when its future was dropped unread) is the usual cause: make that Drop \
+         not panic, or keep the future and read the result",
+    );
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::debug::Origin;
 use crate::error::{Error, PanicError};
@@ -87,9 +87,10 @@ impl<F: Future> Future for Guarded<F> {
         let result = match this.origin {
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
             Some(origin) => {
-                let start = Instant::now();
+                // Leaves out time the core spent away (a nested blocking call).
+                let timer = crate::debug::PollTimer::start();
                 let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
-                let took = start.elapsed();
+                let took = timer.took();
                 if took > *this.slow_poll {
                     crate::debug::slow_poll(origin, took, *this.slow_poll);
                 }

@@ -6,7 +6,11 @@
 //! that blocks ([`blocking_region`]) first moves a multi-thread runtime's
 //! core to another thread (`block_in_place`), so a thread blocking *inside*
 //! the worker loop never stalls it: a nested call still completes, and may
-//! use a socket or pool an outer call bound to the worker loop.
+//! use a socket or pool an outer call bound to the worker loop. Each such
+//! call holds a thread of the worker runtime's blocking pool while it
+//! blocks: at most [`MAX_NESTED_BLOCKING`] are let in at once (the pool's
+//! cap is [`MAX_BLOCKING_THREADS`]), and one more is refused with
+//! `WouldDeadlock` rather than stop the worker loop for the whole process.
 //!
 //! # The hand-off
 //!
@@ -26,7 +30,7 @@ use crate::event_loop::{Kind, LoopHandle, LoopShared};
 use crate::once::OnceCell;
 use crate::park;
 use crate::registry::{self, LoopId};
-use crate::sync::plain::{Arc, AtomicBool, OnceLock, Ordering};
+use crate::sync::plain::{Arc, AtomicBool, AtomicUsize, OnceLock, Ordering};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -75,6 +79,7 @@ fn start() -> Result<Worker, Error> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("bridge-worker")
         .enable_all()
         .on_thread_start(registry::mark_worker_thread)
@@ -182,18 +187,92 @@ pub fn try_worker_loop() -> Result<LoopHandle, Error> {
     worker().map(|w| w.handle.clone())
 }
 
+/// The most threads the worker loop's runtime may start for blocking
+/// (tokio's default is 512): every blocking call inside worker-loop work
+/// holds one while it blocks, and the worker's core needs one to move to.
+pub(crate) const MAX_BLOCKING_THREADS: usize = 1024;
+
+/// The most blocking calls that may be in flight at once inside worker-loop
+/// work through the crate's entry points and `wait` (each holds a thread of
+/// the worker's runtime, see [`MAX_BLOCKING_THREADS`]). The other threads
+/// stay for the core to move to, for waits that cannot fail (dropping a
+/// `Loop`, `Executor::shutdown`) and for `spawn_blocking` and `tokio::fs`
+/// work of users on the worker loop. One call past it is refused with
+/// `WouldDeadlock` before it blocks: at tokio's cap the core would have no
+/// thread to move to, and every hand-off in the process would stop.
+pub(crate) const MAX_NESTED_BLOCKING: usize = 768;
+
+/// Blocking calls in flight inside worker-loop work (see [`MAX_NESTED_BLOCKING`]).
+static NESTED_BLOCKING: AtomicUsize = AtomicUsize::new(0);
+
+/// One blocking call in flight inside worker-loop work, counted against
+/// [`MAX_NESTED_BLOCKING`]; from [`reserve_blocking`].
+#[must_use = "the slot is given back as soon as it is dropped"]
+pub(crate) struct NestedSlot(());
+
+impl Drop for NestedSlot {
+    fn drop(&mut self) {
+        // ORDERING: Relaxed: as in `reserve_blocking`.
+        NESTED_BLOCKING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reserves, for a blocking call about to be made on this thread, one of
+/// the [`MAX_NESTED_BLOCKING`] slots if the thread is inside worker-loop
+/// work (`Ok(None)` elsewhere: nothing is counted there). Take it before
+/// handing work off and hold it until the wait is over.
+///
+/// # Errors
+///
+/// `WouldDeadlock` when every slot is taken (also logged at WARN).
+pub(crate) fn reserve_blocking(
+    caller: &'static Location<'static>,
+) -> Result<Option<NestedSlot>, Error> {
+    if registry::scheduler() != (registry::Scheduler::MultiThread { ours: true }) {
+        return Ok(None);
+    }
+    // ORDERING: Relaxed: a count that only bounds itself; it publishes nothing.
+    let before = NESTED_BLOCKING.fetch_add(1, Ordering::Relaxed);
+    if before >= MAX_NESTED_BLOCKING {
+        drop(NestedSlot(()));
+        return Err(refuse_nested(caller));
+    }
+    Ok(Some(NestedSlot(())))
+}
+
+/// The error for one blocking call too many inside worker-loop work; logged,
+/// since the caller may turn it into a panic.
+#[cold]
+fn refuse_nested(caller: &'static Location<'static>) -> Error {
+    tracing::warn!(
+        target: "bridge::debug",
+        waiting_at = %caller,
+        limit = MAX_NESTED_BLOCKING,
+        "bridge: a blocking call at {caller} inside worker-loop work was refused: {} blocking \
+         calls are already in flight there, and one more could leave the worker loop no \
+         thread to run on; .await the work instead of blocking on it inside async code",
+        MAX_NESTED_BLOCKING,
+    );
+    Error::WouldDeadlock
+}
+
 /// Runs `f`, which blocks this thread, without stalling a loop that lives on
 /// it: on a tokio multi-thread runtime's worker thread (the worker loop
 /// included) the runtime's core first moves to another thread
 /// (`block_in_place`).
 ///
-/// Only a task being polled can be on a worker thread, so outside a task
-/// (`Runtime::block_on` on a plain thread, `spawn_blocking`, `Runtime::enter`)
-/// blocking directly is harmless and `block_in_place` is not called. Inside a
-/// task of a multi-thread runtime the one case where `block_in_place` refuses
-/// is a `LocalSet` driven from a thread that is not a worker; tokio offers no
-/// way to ask, so that refusal (a panic before `f` runs) is caught, silenced,
-/// and `f` runs directly, which is then harmless too.
+/// Which scheduler runs here is decided by what the thread is
+/// ([`registry::scheduler`]), not by the ambient runtime handle (a library
+/// may have entered another runtime's context) and never by asking tokio a
+/// question it answers with a panic: nothing here depends on unwinding, so
+/// it holds under `panic = "abort"`. Where no multi-thread scheduler runs
+/// (a plain thread, `spawn_blocking`, `Runtime::enter`, a multi-thread
+/// runtime's `block_on`) blocking directly stalls nothing; on a
+/// current-thread scheduler it stops that loop, which debug mode reports.
+///
+/// It always blocks: a wait that may be refused at the limit of blocking
+/// calls inside worker-loop work holds a [`reserve_blocking`] slot first, or
+/// uses [`try_blocking_region_for`].
 pub(crate) fn blocking_region<R>(caller: &'static Location<'static>, f: impl FnOnce() -> R) -> R {
     blocking_region_for(caller, None, f)
 }
@@ -211,26 +290,36 @@ pub(crate) fn blocking_region_for<R>(
     f: impl FnOnce() -> R,
 ) -> R {
     let _watch = crate::debug::watch_wait(caller, target);
-    let on_multi_thread_task = tokio::task::try_id().is_some()
-        && tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if !on_multi_thread_task {
-        return f();
+    match registry::scheduler() {
+        registry::Scheduler::MultiThread { ours } => {
+            // tokio moves the core to a thread of the *ambient* runtime's
+            // blocking pool: under another runtime's `Handle::enter` that
+            // would be the other runtime's, so the worker's is entered here.
+            let _home = match ours {
+                true => worker_shared().ok().map(|w| w.tokio.enter()),
+                false => None,
+            };
+            // In debug mode, the time the core is away is not charged to
+            // the poll that handed it off (it did not block its loop).
+            let _away = crate::debug::core_away();
+            tokio::task::block_in_place(f)
+        }
+        registry::Scheduler::MultiThreadAway
+        | registry::Scheduler::CurrentThread
+        | registry::Scheduler::Nothing => f(),
     }
-    let mut f = Some(f);
-    let attempt = crate::debug::quiet_panics(|| {
-        tokio::task::block_in_place(|| {
-            let f = f.take().expect("runs once");
-            crate::debug::loud_panics(f)
-        })
-    });
-    match attempt {
-        Ok(r) => r,
-        // Refused before running `f`: block right here.
-        Err(_) if f.is_some() => (f.take().expect("still here"))(),
-        // `f` itself panicked: let it continue.
-        Err(payload) => std::panic::resume_unwind(payload),
-    }
+}
+
+/// [`blocking_region_for`] holding a [`reserve_blocking`] slot: refused
+/// with `WouldDeadlock`, before `f` runs, at the limit of blocking calls
+/// inside worker-loop work.
+pub(crate) fn try_blocking_region_for<R>(
+    caller: &'static Location<'static>,
+    target: Option<&Origin>,
+    f: impl FnOnce() -> R,
+) -> Result<R, Error> {
+    let _slot = reserve_blocking(caller)?;
+    Ok(blocking_region_for(caller, target, f))
 }
 
 /// Runs `fut` on the worker loop and blocks this thread until it is done
@@ -259,6 +348,10 @@ where
             loop_name: shared.name.clone(),
         }),
     };
+    // Refused at the limit before anything is spawned (issue 11: 513 blocked calls).
+    let _slot = reserve_blocking(caller)?;
+    // A wait inside on a loop this thread stops is `WouldDeadlock` (issue 11).
+    let fut = registry::on_behalf(fut);
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
         .counted_static(&shared.stats)
         .driven_by(shared);

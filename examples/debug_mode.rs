@@ -72,7 +72,7 @@ fn main() {
         .into_iter()
         .find(|l| l.id() == h.id())
         .expect("app is live");
-    // The lag probe runs on every debug loop; wait for its first sample.
+    // Asking for the lag starts the probe; wait for its first sample.
     while info.lag().is_none() {
         std::thread::sleep(Duration::from_millis(20));
     }

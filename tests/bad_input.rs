@@ -468,14 +468,9 @@ fn cancel_twice() {
 
 // ---- enter_foreign guards out of order ----
 
-/// Guards restore the context saved when they were made, so they are meant to
-/// drop in reverse order (as scopes do). Dropped out of order, each still
-/// restores what it saved: dropping the outer guard first unmarks the thread,
-/// and dropping the inner guard then re-marks the thread with the *outer*
-/// name, which stays until the thread exits (or another guard is dropped).
-/// Nothing panics, and the entry points stay correct: on a thread marked as
-/// foreign, `block_on_safe` hands off to the worker loop instead of running
-/// inline, which is slower, never wrong.
+/// Each guard removes its own mark and no other (issue 11): dropped out of
+/// order, the thread stays marked by exactly the guards still alive, and once
+/// all are gone it is a plain thread again.
 #[test]
 fn enter_foreign_guards_dropped_out_of_order() {
     bounded("guards", || {
@@ -485,25 +480,24 @@ fn enter_foreign_guards_dropped_out_of_order() {
             bridge::running_loop(),
             Some(bridge::RunningLoop::Foreign("inner"))
         ));
-        drop(outer); // restores what `outer` saved: nothing
-        assert!(bridge::running_loop().is_none());
-        drop(inner); // restores what `inner` saved: "outer"
+        drop(outer); // `inner` is still alive
         assert!(matches!(
             bridge::running_loop(),
-            Some(bridge::RunningLoop::Foreign("outer"))
+            Some(bridge::RunningLoop::Foreign("inner"))
         ));
-        // Still correct, through the hand-off: the future runs on the worker.
+        // Still inside an executor: the future runs on the worker.
         let on =
             bridge::block_on_safe(async { thread::current().name().map(str::to_owned) }).unwrap();
         assert_eq!(on.as_deref(), Some("bridge-worker"));
-        assert_eq!(bridge::call_blocking(async { 3 }), 3);
         assert!(matches!(bridge::run(async {}), Err(Error::NestedLoop)));
-        // A guard used in proper order restores what it found.
-        drop(bridge::enter_foreign("other"));
-        assert!(matches!(
-            bridge::running_loop(),
-            Some(bridge::RunningLoop::Foreign("outer"))
-        ));
+        drop(inner);
+        assert!(bridge::running_loop().is_none());
+        // A plain thread again: inline, and `run` works.
+        let me = thread::current().id();
+        let on = bridge::block_on_safe(async { thread::current().id() }).unwrap();
+        assert_eq!(on, me);
+        assert_eq!(bridge::call_blocking(async { 3 }), 3);
+        assert_eq!(bridge::run(async { 4 }).unwrap(), 4);
     });
 }
 

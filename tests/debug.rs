@@ -299,3 +299,161 @@ fn lag_is_measured_lazily_without_debug() {
     eventually("a lag sample once asked", || info.lag().is_some());
     assert!(info.lag().unwrap() < Duration::from_secs(5));
 }
+
+// ---- issue 11: an idle loop is never woken by the lag probe ----
+
+/// Tasks alive on the loop's runtime, the lag probe included (`LoopInfo::tasks`
+/// leaves it out).
+fn runtime_tasks(lp: &bridge::Loop) -> usize {
+    lp.handle().tokio_handle().metrics().num_alive_tasks()
+}
+
+#[test]
+fn the_lag_probe_stops_when_nobody_looks() {
+    let lp = bridge::Loop::builder().name("lag-stops").build().unwrap();
+    let info = info(&lp);
+    assert_eq!(runtime_tasks(&lp), 0, "no probe before anyone asked");
+    let _ = info.lag();
+    assert_eq!(runtime_tasks(&lp), 1, "asking starts the probe");
+    eventually("a lag sample once asked", || {
+        info.to_string().contains(", lag ")
+    });
+    // Nobody asks again: the probe ends by itself (after 10 s), and the
+    // loop is idle again. `Display` does not count as asking.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while runtime_tasks(&lp) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never stopped"
+        );
+        assert!(info.to_string().contains(", lag "));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The next look starts it again.
+    let _ = info.max_lag();
+    assert_eq!(runtime_tasks(&lp), 1);
+}
+
+#[test]
+fn a_debug_loop_probes_only_while_it_has_tasks() {
+    let lp = debug_loop("lag-debug-tasks", Duration::from_secs(10));
+    let info = info(&lp);
+    assert_eq!(runtime_tasks(&lp), 0, "an idle debug loop runs no probe");
+    let task = lp.handle().spawn(std::future::pending::<()>());
+    eventually("the probe measures while a task lives", || {
+        info.to_string().contains(", lag ")
+    });
+    assert_eq!(runtime_tasks(&lp), 2, "the task and the probe");
+    assert_eq!(info.tasks(), 1, "the probe is not the user's task");
+    assert!(task.cancel());
+    eventually("the probe stops once the loop is idle", || {
+        runtime_tasks(&lp) == 0
+    });
+    // Work again: measured again.
+    lp.handle().spawn(async {}).wait().unwrap();
+    let task = lp.handle().spawn(std::future::pending::<()>());
+    eventually("the probe restarts with a task", || runtime_tasks(&lp) == 2);
+    task.cancel();
+}
+
+// ---- issue 11: no process-wide panic hook, no panic probe ----
+
+/// Runs this test binary again with only `test` selected and `env` set, so
+/// a crash fails the test instead of the run, and a panic hook stays the
+/// child's own. Returns the child's stdout.
+fn in_child_process(test: &str, env: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {test} failed: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The crate's first blocking call made while the thread unwinds (a `Loop`
+/// dropped by a panicking task) used to install a panic hook there, which
+/// aborts the process. And no call of the crate panics to ask tokio a
+/// question: a hook the application sets sees no panic it did not make.
+#[test]
+fn no_panic_hook_and_no_probe_panics() {
+    const ENV: &str = "BRIDGE_TEST_NO_HOOK";
+    if std::env::var_os(ENV).is_none() {
+        let out = in_child_process("no_panic_hook_and_no_probe_panics", ENV);
+        assert!(out.contains("child: ok"), "{out}");
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    // 1. The first blocking call of the crate happens during an unwind.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lp = bridge::Loop::builder()
+        .name("dropped-in-panic")
+        .build()
+        .unwrap();
+    let joined = rt.block_on(rt.spawn(async move {
+        let _lp = lp;
+        panic!("expected: a task that owns a Loop panics");
+    }));
+    assert!(joined.unwrap_err().is_panic());
+
+    // 2. From now on every panic is counted; the crate must make none.
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, SeqCst);
+        prev(info)
+    }));
+    let ct = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let debug = bridge::Loop::builder()
+        .name("child-debug")
+        .debug(true)
+        .build()
+        .unwrap();
+    let dh = debug.handle();
+    // A hand-off from a current-thread runtime (its task) in debug mode
+    // (the loop's debug mode names the wait's target).
+    let v = ct.block_on(async move {
+        tokio::spawn(async move {
+            let a = dh.spawn(async { 1 }).wait().unwrap();
+            let b = bridge::block_on_safe(async { 2 }).unwrap();
+            let c = dh.block_on(async { 3 }).unwrap();
+            a + b + c
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(v, 6);
+    // Blocking calls in tasks of a multi-thread runtime, with and without
+    // another runtime's context entered.
+    let cth = ct.handle().clone();
+    let v = rt.block_on(rt.spawn(async move {
+        let a = bridge::call_blocking(async { 1 });
+        let _entered = cth.enter();
+        a + bridge::call_blocking(async { 2 })
+    }));
+    assert_eq!(v.unwrap(), 3);
+    // A LocalSet on a multi-thread runtime's block_on.
+    let local = tokio::task::LocalSet::new();
+    let v = rt.block_on(local.run_until(async {
+        tokio::task::spawn_local(async { bridge::call_blocking(async { 4 }) })
+            .await
+            .unwrap()
+    }));
+    assert_eq!(v, 4);
+    drop(debug);
+    assert_eq!(PANICS.load(SeqCst), 0, "the crate panicked to probe tokio");
+    println!("child: ok");
+}

@@ -187,3 +187,81 @@ fn a_slow_hand_off_names_the_callers_location() {
     // Run inline, the future is not a task of any loop: no slow-poll report.
     assert!(cap.lines(&[&format!("spawned at {inline}")]).is_empty());
 }
+
+/// A blocking call nested inside worker-loop work first moves the worker's
+/// core to another thread, so the poll that makes it does not block the
+/// worker loop: no "blocked loop 'bridge-worker'" report for it, while the
+/// same time spent blocking without handing the core off is reported.
+#[test]
+fn endorsed_nesting_inside_worker_work_is_not_a_slow_poll() {
+    let cap = setup();
+    let nap = || std::thread::sleep(Duration::from_millis(200));
+    let mut quiet = Vec::new();
+    // A nested call_blocking.
+    call_blocking_at(
+        async move {
+            bridge::call_blocking(async move { nap() });
+        },
+        |at| quiet.push(at),
+    );
+    // wait() on worker work.
+    call_blocking_at(
+        async move {
+            bridge::worker_loop()
+                .spawn(async move { nap() })
+                .wait()
+                .unwrap();
+        },
+        |at| quiet.push(at),
+    );
+    // Executor::shutdown with a job still running.
+    call_blocking_at(
+        async move {
+            let ex = bridge::Executor::new(1);
+            let job = ex.run(nap);
+            ex.shutdown();
+            assert!(job.done());
+        },
+        |at| quiet.push(at),
+    );
+    // Dropping a Loop whose last task takes a while to drop.
+    call_blocking_at(
+        async move {
+            struct SlowDrop;
+            impl Drop for SlowDrop {
+                fn drop(&mut self) {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            let lp = bridge::Loop::builder().debug(false).build().unwrap();
+            let (started_tx, started_rx) = std::sync::mpsc::channel();
+            drop(lp.handle().spawn(async move {
+                let _slow = SlowDrop;
+                started_tx.send(()).unwrap();
+                std::future::pending::<()>().await
+            }));
+            started_rx.recv().unwrap();
+            drop(lp);
+        },
+        |at| quiet.push(at),
+    );
+    // The control: the same nap without handing the core off.
+    let mut loud = Vec::new();
+    call_blocking_at(async move { nap() }, |at| loud.push(at));
+    let report = cap.wait_for(
+        &[
+            "bridge-worker",
+            "single poll",
+            &format!("spawned at {}", loud[0]),
+        ],
+        LIMIT,
+    );
+    assert!(report.contains("WARN"), "{report}");
+    for at in quiet {
+        let reports = cap.lines(&["single poll", &format!("spawned at {at}")]);
+        assert!(
+            reports.is_empty(),
+            "the nesting at {at} was reported: {reports:?}"
+        );
+    }
+}

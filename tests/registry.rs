@@ -346,3 +346,394 @@ fn futures_executor_and_tokio_detection_without_our_guards() {
         assert!(bridge::running_loop().is_none());
     });
 }
+
+// ---- issue 11: guards in any order, `run` where no loop runs, and
+// `WouldDeadlock` through every nesting the crate can see ----
+
+#[test]
+fn foreign_guards_dropped_out_of_order_leave_exactly_the_live_ones() {
+    let a = bridge::enter_foreign("a");
+    let b = bridge::enter_foreign("b");
+    let c = bridge::enter_foreign("c");
+    drop(b);
+    assert!(matches!(
+        bridge::running_loop(),
+        Some(RunningLoop::Foreign("c"))
+    ));
+    drop(c);
+    assert!(matches!(
+        bridge::running_loop(),
+        Some(RunningLoop::Foreign("a"))
+    ));
+    let d = bridge::enter_foreign("d");
+    drop(a);
+    assert!(matches!(
+        bridge::running_loop(),
+        Some(RunningLoop::Foreign("d"))
+    ));
+    drop(d);
+    assert!(bridge::running_loop().is_none());
+    // Nothing left marked: `run` works and `block_on_safe` runs inline.
+    assert_eq!(bridge::run(async { 1 }).unwrap(), 1);
+    let me = std::thread::current().id();
+    let on = bridge::block_on_safe(async { std::thread::current().id() }).unwrap();
+    assert_eq!(on, me);
+}
+
+#[test]
+fn a_guard_that_outlives_its_run_loop_leaves_no_closed_loop_behind() {
+    bounded("guard_outlives_run", || {
+        // The guard is made inside `run` and returned out of it: `run`'s
+        // own scope ends first, out of order.
+        let guard = bridge::run(async { bridge::enter_foreign("outlives") }).unwrap();
+        assert!(matches!(
+            bridge::running_loop(),
+            Some(RunningLoop::Foreign("outlives"))
+        ));
+        assert!(matches!(
+            bridge::get_running_loop(),
+            Err(Error::NoRunningLoop)
+        ));
+        drop(guard);
+        assert!(bridge::running_loop().is_none());
+        assert_eq!(bridge::run(async { 2 }).unwrap(), 2);
+    });
+}
+
+#[test]
+fn run_works_where_tokio_allows_blocking() {
+    bounded("run_where_blocking_allowed", || {
+        let rt = common::multi_rt();
+        // A `spawn_blocking` thread of a runtime the user built.
+        let v = rt
+            .block_on(rt.spawn_blocking(|| bridge::run(async { 1 })))
+            .unwrap();
+        assert_eq!(v.unwrap(), 1);
+        // Inside `block_in_place`, where tokio's own `block_on` works.
+        let v = rt
+            .block_on(rt.spawn(async { tokio::task::block_in_place(|| bridge::run(async { 2 })) }))
+            .unwrap();
+        assert_eq!(v.unwrap(), 2);
+        // A `spawn_blocking` thread of the worker loop's runtime.
+        let v = bridge::call_blocking(async {
+            tokio::task::spawn_blocking(|| bridge::run(async { 3 }))
+                .await
+                .unwrap()
+        });
+        assert_eq!(v.unwrap(), 3);
+        // Under `Runtime::enter`.
+        {
+            let _entered = rt.enter();
+            assert_eq!(bridge::run(async { 6 }).unwrap(), 6);
+        }
+        // Where a loop does run, it is still refused (never a panic).
+        let v = rt.block_on(async { bridge::run(async { 4 }) });
+        assert!(matches!(v, Err(Error::NestedLoop)), "{v:?}");
+        let local = tokio::task::LocalSet::new();
+        let v = rt.block_on(local.run_until(async {
+            tokio::task::spawn_local(async { bridge::run(async { 5 }) })
+                .await
+                .unwrap()
+        }));
+        assert!(matches!(v, Err(Error::NestedLoop)), "{v:?}");
+    });
+}
+
+/// Asserts that each way of blocking, from `ctx_name`, on work of the loop
+/// `h` that this thread (or a thread blocked on it) stops, is refused.
+fn refused_everywhere(h: &bridge::LoopHandle, ctx_name: &str) {
+    let direct = h.block_on(async { 1 });
+    assert!(
+        matches!(direct, Err(Error::WouldDeadlock)),
+        "{ctx_name} block_on: {direct:?}"
+    );
+    let waited = h.spawn(std::future::pending::<()>()).wait();
+    assert!(
+        matches!(waited, Err(Error::WouldDeadlock)),
+        "{ctx_name} wait: {waited:?}"
+    );
+    let pending = h.spawn(std::future::pending::<()>());
+    assert!(
+        !pending.wait_timeout(std::time::Duration::from_secs(60)),
+        "{ctx_name} wait_timeout must return at once"
+    );
+    pending.cancel();
+}
+
+#[test]
+fn would_deadlock_through_every_nesting_and_hand_off() {
+    bounded("would_deadlock_nesting", || {
+        let lp = bridge::Loop::builder().name("home").build().unwrap();
+        let h = lp.handle();
+        let inner = h.clone();
+        lp.handle()
+            .block_on(async move {
+                let h = inner;
+                refused_everywhere(&h, "the loop's own task");
+                futures::executor::block_on(async { refused_everywhere(&h, "futures::executor") });
+                {
+                    let _g = bridge::enter_foreign("pollster");
+                    refused_everywhere(&h, "enter_foreign");
+                }
+                // Handed to the worker loop while this thread blocks: the
+                // worker must not wait on the loop this thread stops.
+                bridge::call_blocking(async { refused_everywhere(&h, "call_blocking") });
+                bridge::block_on_safe(async { refused_everywhere(&h, "block_on_safe") }).unwrap();
+                bridge::call_blocking(async {
+                    bridge::call_blocking(async { refused_everywhere(&h, "nested call_blocking") })
+                });
+            })
+            .unwrap();
+        // Elsewhere the same waits complete.
+        assert_eq!(h.block_on(async { 7 }).unwrap(), 7);
+        assert_eq!(
+            bridge::call_blocking(async { h.block_on(async { 8 }) }).unwrap(),
+            8
+        );
+    });
+}
+
+#[test]
+fn would_deadlock_for_a_single_thread_executor_through_a_hand_off() {
+    bounded("would_deadlock_executor", || {
+        let ex = std::sync::Arc::new(bridge::Executor::single_thread("st-home"));
+        let inner = ex.clone();
+        let r = ex
+            .run(move || {
+                // The executor's only thread blocks in `call_blocking`; the
+                // worker must not wait for another job of that executor.
+                bridge::call_blocking(async move { inner.run(|| 1).wait() })
+            })
+            .wait()
+            .unwrap();
+        assert!(matches!(r, Err(Error::WouldDeadlock)), "{r:?}");
+        assert_eq!(ex.run(|| 2).wait().unwrap(), 2);
+    });
+}
+
+// ---- issue 11: which scheduler runs here is decided by the thread, never
+// by the ambient handle, and never by a probe that panics ----
+
+#[test]
+fn worker_survives_a_library_entering_a_current_thread_runtime() {
+    bounded("worker_enters_current_thread", || {
+        let ct = common::current_rt();
+        let ct_handle = ct.handle().clone();
+        // Inside worker-loop work, a library enters another runtime's
+        // context and then blocks in each way the crate offers. Each nested
+        // wait needs the worker loop to run its work: the core must move.
+        let handle = ct_handle.clone();
+        let v = bridge::call_blocking(async move {
+            let _entered = handle.enter();
+            let a = bridge::call_blocking(async {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                1
+            });
+            let b = bridge::block_on_safe(async { 2 }).unwrap();
+            let c = bridge::worker_loop().spawn(async { 3 }).wait().unwrap();
+            let d = bridge::worker_loop().block_on(async { 4 }).unwrap();
+            a + b + c + d
+        });
+        assert_eq!(v, 10);
+        // The same from a task spawned on the worker loop with tokio::spawn.
+        let handle = ct_handle.clone();
+        let v = bridge::call_blocking(async move {
+            tokio::spawn(async move {
+                let _entered = handle.enter();
+                bridge::call_blocking(async { 5 })
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(v, 5);
+        // The worker loop still serves everyone.
+        assert_eq!(bridge::call_blocking(async { 6 }), 6);
+        drop(ct);
+    });
+}
+
+#[test]
+fn a_current_thread_task_that_entered_a_multi_thread_runtime_blocks_without_a_panic() {
+    bounded("ct_enters_mt", || {
+        let mt = common::multi_rt();
+        let mt_handle = mt.handle().clone();
+        // `std::thread::spawn` threads are unnamed: never one of tokio's.
+        let h = mt_handle.clone();
+        let v = std::thread::spawn(move || {
+            let ct = common::current_rt();
+            let on_block_on = ct.block_on(async {
+                let _entered = h.enter();
+                bridge::call_blocking(async { 1 })
+            });
+            let in_task = ct
+                .block_on(async move {
+                    tokio::spawn(async move {
+                        let _entered = h.enter();
+                        bridge::call_blocking(async { 2 })
+                    })
+                    .await
+                })
+                .unwrap();
+            on_block_on + in_task
+        })
+        .join()
+        .unwrap();
+        assert_eq!(v, 3);
+        // In a bridge loop's task and a `run` loop's task, on any thread.
+        let lp = bridge::Loop::new().unwrap();
+        let h = mt_handle.clone();
+        let v = lp
+            .handle()
+            .block_on(async move {
+                let _entered = h.enter();
+                bridge::call_blocking(async { 3 })
+            })
+            .unwrap();
+        assert_eq!(v, 3);
+        let h = mt_handle.clone();
+        let v = bridge::run(async move {
+            tokio::spawn(async move {
+                let _entered = h.enter();
+                bridge::call_blocking(async { 4 })
+            })
+            .await
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(v, 4);
+        // On this named thread: a current-thread task inside the worker
+        // loop's context (whose workers are all known to the crate).
+        let worker = bridge::worker_loop();
+        let v = common::current_rt()
+            .block_on(async move {
+                tokio::spawn(async move {
+                    let _entered = worker.tokio_handle().enter();
+                    bridge::call_blocking(async { 5 })
+                })
+                .await
+            })
+            .unwrap();
+        assert_eq!(v, 5);
+        drop(mt);
+    });
+}
+
+/// Runs this test binary again with only `test` selected and `env` set, so
+/// that what the test exhausts (the worker's threads) or could crash is its
+/// own. Returns the child's stdout.
+fn in_child_process(test: &str, env: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {test} failed: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// 900 blocking calls in flight at once inside worker-loop work: past
+/// tokio's default of 512 blocking threads, where the worker loop used to
+/// stop for the whole process. Each call completes or is refused with
+/// `WouldDeadlock` (past the crate's limit of 768); none hangs, and the
+/// worker loop serves later calls.
+#[test]
+fn nested_blocking_calls_past_tokios_thread_cap_never_stop_the_worker() {
+    const ENV: &str = "BRIDGE_TEST_NESTED_CAP";
+    if std::env::var_os(ENV).is_none() {
+        let out = in_child_process(
+            "nested_blocking_calls_past_tokios_thread_cap_never_stop_the_worker",
+            ENV,
+        );
+        assert!(out.contains("nested: "), "{out}");
+        return;
+    }
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    const N: usize = 900;
+    bounded_for_cap(move || {
+        let started = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (open_tx, open_rx) = tokio::sync::watch::channel(false);
+        let mut outer = Vec::new();
+        for _ in 0..N {
+            let (started, refused, mut open) = (started.clone(), refused.clone(), open_rx.clone());
+            outer.push(bridge::worker_loop().spawn(async move {
+                let r = bridge::block_on_safe(async move {
+                    started.fetch_add(1, SeqCst);
+                    open.wait_for(|o| *o).await.unwrap();
+                    1usize
+                });
+                if matches!(r, Err(Error::WouldDeadlock)) {
+                    refused.fetch_add(1, SeqCst);
+                }
+                r
+            }));
+        }
+        eventually("every nested call started or was refused", || {
+            started.load(SeqCst) + refused.load(SeqCst) == N
+        });
+        open_tx.send(true).unwrap();
+        let mut done = 0;
+        for f in outer {
+            match f.wait().unwrap() {
+                Ok(1) => done += 1,
+                Err(Error::WouldDeadlock) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(done, started.load(SeqCst));
+        assert!(done > 512, "only {done} nested calls were let through");
+        assert_eq!(bridge::call_blocking(async { 7 }), 7);
+        println!("nested: {done} completed, {} refused", refused.load(SeqCst));
+    });
+}
+
+fn bounded_for_cap(f: impl FnOnce() + Send + 'static) {
+    common::bounded_for("nested_cap", std::time::Duration::from_secs(120), f)
+}
+
+#[test]
+fn would_deadlock_between_two_loops_blocking_on_each_other() {
+    bounded("would_deadlock_two_loops", || {
+        let a = bridge::Loop::builder().name("a").build().unwrap();
+        let b = bridge::Loop::builder().name("b").build().unwrap();
+        let (ha, hb) = (a.handle(), b.handle());
+        // A's thread blocks on B's work, which blocks on A's work.
+        let r = a
+            .handle()
+            .block_on(async move { hb.block_on(async move { ha.block_on(async { 1 }) }) })
+            .unwrap()
+            .unwrap();
+        assert!(matches!(r, Err(Error::WouldDeadlock)), "{r:?}");
+    });
+}
+
+/// tokio moves a core to the ambient runtime's blocking pool: a worker of a
+/// runtime the user built, blocking under another runtime's context, must
+/// not leave its core on that runtime's threads (its shutdown would wait
+/// for them forever).
+#[test]
+fn a_multi_thread_task_under_another_context_keeps_its_core_home() {
+    bounded("mt_under_ct_context", || {
+        let mt = common::multi_rt();
+        for i in 0..8u32 {
+            let ct = common::current_rt();
+            let ch = ct.handle().clone();
+            let v = mt
+                .block_on(mt.spawn(async move {
+                    let _entered = ch.enter();
+                    bridge::call_blocking(async move { i })
+                }))
+                .unwrap();
+            assert_eq!(v, i);
+            drop(ct); // returns: none of its threads runs `mt`'s core
+        }
+        drop(mt);
+    });
+}

@@ -103,3 +103,21 @@ fn no_span_means_no_span_fields() {
         assert!(!line.contains("request{"), "{line}");
     });
 }
+
+#[test]
+fn executor_jobs_run_in_the_callers_span() {
+    common::bounded("executor", || {
+        carries_span("exec-1", || {
+            bridge::run_in_executor(None, || tracing::info!(tag = "exec-1", "inside"))
+                .wait()
+                .unwrap()
+        });
+        let pool = bridge::Executor::single_thread("spans-exec");
+        carries_span("exec-2", || {
+            pool.run(|| tracing::info!(tag = "exec-2", "inside"))
+                .wait()
+                .unwrap()
+        });
+        pool.shutdown();
+    });
+}

@@ -1,201 +1,187 @@
-//! Loom models of the executor pool's accounting (`Counts` in
-//! bridge/pool.rs): the one state word that admits jobs, decides when to
-//! spawn a thread, lets idle threads reserve jobs or retire, and closes.
+//! Loom models of the executor pool's growth, bound, close and completion
+//! order (bridge/pool.rs), run on the real pool: `Executor` and its threads,
+//! with the state lock, the condvar and the threads swapped for loom's.
+//! Every model checks: every admitted job runs exactly once, a refused one
+//! never runs, never more than `max` jobs run at once nor more than `max`
+//! threads exist, and the pool ends shut down with its counts at zero.
 //!
-//! The threads here run the same protocol as the pool's threads
-//! (`Shared::work`): `after_job` after every job, `leave_wait` (and, when
-//! idle long enough, `retire`) while idle. The queue is a locked `VecDeque`
-//! standing in for the lock-free one, and an idle thread blocks on a condvar
-//! under that lock that every push and the close signal (loom cannot explore
-//! two threads that spin waiting for a third); the pool's own spin-then-park
-//! with its `sleepers` count is modelled on its own in `pool_sleep.rs`.
-//! Every model checks:
-//! every admitted job runs exactly once, no job runs after being refused,
-//! never more than `max` jobs run at once nor more than `max` threads exist,
-//! and the pool ends closed with no thread, no idle thread and no job left.
+//! Waits happen on actor threads and pool threads, never on the model's main
+//! thread, which joins (see `Orientation` in lib.rs for why).
 #![cfg(bridge_loom)]
 
-use std::collections::VecDeque;
+use std::time::Duration;
 
-use bridge::loom_api::{Admit, Counts, Next};
+use bridge::loom_api::pool_counts;
+use bridge::{promise, ConcurrentFuture, Error, Executor};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use loom::sync::{Arc, Condvar, Mutex};
-use loom::thread::{self, JoinHandle};
+use loom::sync::Arc;
+use loom::thread;
 
-struct Pool {
-    counts: Counts,
+/// Jobs running now and jobs run so far, checked against the bound.
+#[derive(Clone)]
+struct Running {
+    now: Arc<AtomicUsize>,
+    ran: Arc<AtomicUsize>,
     max: usize,
-    queue: Mutex<VecDeque<u32>>,
-    /// Signalled under `queue` by every push and by the close.
-    pushed: Condvar,
-    ran: Mutex<Vec<u32>>,
-    running: AtomicUsize,
-    /// Idle threads retire at their first idle check (an idle timeout of 0).
-    retire_when_idle: bool,
-    /// Worker threads spawned, for the main thread to join.
-    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl Pool {
-    fn new(max: usize, retire_when_idle: bool) -> Arc<Pool> {
-        Arc::new(Pool {
-            counts: Counts::new(),
+impl Running {
+    fn new(max: usize) -> Running {
+        Running {
+            now: Arc::new(AtomicUsize::new(0)),
+            ran: Arc::new(AtomicUsize::new(0)),
             max,
-            queue: Mutex::new(VecDeque::new()),
-            pushed: Condvar::new(),
-            ran: Mutex::new(Vec::new()),
-            running: AtomicUsize::new(0),
-            retire_when_idle,
-            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Submits a job that records itself; returns its future.
+    fn submit(&self, ex: &Executor, v: u32) -> ConcurrentFuture<u32> {
+        let r = self.clone();
+        ex.run(move || {
+            let n = r.now.fetch_add(1, SeqCst) + 1;
+            assert!(n <= r.max, "{n} jobs ran at once, max {}", r.max);
+            r.ran.fetch_add(1, SeqCst);
+            r.now.fetch_sub(1, SeqCst);
+            v
         })
     }
 
-    /// `Shared::submit`: returns whether the job was admitted.
-    fn submit(pool: &Arc<Pool>, job: u32) -> bool {
-        let this = &**pool;
-        match this.counts.admit(this.max) {
-            Err(_) => false,
-            Ok(admit) => {
-                assert!(this.counts.snapshot().threads() <= this.max);
-                this.queue.lock().unwrap().push_back(job);
-                this.pushed.notify_all();
-                if admit == Admit::Spawn {
-                    let pool = pool.clone();
-                    let handle = thread::spawn(move || pool.work());
-                    this.workers.lock().unwrap().push(handle);
-                }
-                true
-            }
-        }
-    }
-
-    /// `Shared::work`.
-    fn work(&self) {
-        let mut next = self.counts.after_job();
-        loop {
-            next = match next {
-                Next::Run => {
-                    let job = {
-                        // The push may still be in flight after the admit.
-                        let mut q = self.queue.lock().unwrap();
-                        loop {
-                            match q.pop_front() {
-                                Some(job) => break job,
-                                None => q = self.pushed.wait(q).unwrap(),
-                            }
-                        }
-                    };
-                    let now = self.running.fetch_add(1, SeqCst) + 1;
-                    assert!(now <= self.max, "{now} jobs ran at once, max {}", self.max);
-                    self.ran.lock().unwrap().push(job);
-                    self.running.fetch_sub(1, SeqCst);
-                    self.counts.after_job()
-                }
-                Next::Wait => {
-                    let mut q = self.queue.lock().unwrap();
-                    loop {
-                        if let Some(next) = self.counts.leave_wait() {
-                            break next;
-                        }
-                        if self.retire_when_idle && self.counts.retire() {
-                            break Next::Exit;
-                        }
-                        q = self.pushed.wait(q).unwrap();
-                    }
-                }
-                Next::Exit => return,
-            }
-        }
-    }
-
-    /// `Shared::close`: close, then wake every idle thread.
-    fn close(&self) {
-        self.counts.close();
-        let _q = self.queue.lock().unwrap();
-        self.pushed.notify_all();
-    }
-
-    /// Closes, joins every worker, and checks the end state.
-    fn close_and_check(&self, admitted: &[u32]) {
-        self.close();
-        loop {
-            let handle = self.workers.lock().unwrap().pop();
-            match handle {
-                Some(h) => h.join().unwrap(),
-                None => break,
-            }
-        }
-        let mut ran = self.ran.lock().unwrap().clone();
-        ran.sort_unstable();
-        let mut want = admitted.to_vec();
-        want.sort_unstable();
-        assert_eq!(ran, want, "admitted jobs and jobs run differ");
-        let s = self.counts.snapshot();
-        assert!(s.is_closed());
-        assert_eq!((s.threads(), s.waiting(), s.queued()), (0, 0, 0), "{s:?}");
-        assert!(self.queue.lock().unwrap().is_empty());
+    fn ran(&self) -> usize {
+        self.ran.load(SeqCst)
     }
 }
 
-/// Two submitters race for a pool of one thread: one thread is spawned at
-/// most, both jobs run, one at a time.
+fn pool(max: usize, idle_timeout: Duration) -> Executor {
+    Executor::builder()
+        .max_threads(max)
+        .idle_timeout(idle_timeout)
+        .build()
+}
+
+/// Shuts `ex` down and checks that nothing is left.
+fn shut_down(ex: Executor) {
+    let handle = ex.clone();
+    ex.shutdown();
+    assert_eq!(
+        pool_counts(&handle),
+        (0, 0, 0, 0, 0),
+        "(threads, idle, parked, wakeups, queued)"
+    );
+}
+
+/// Two submitters race for a pool of one thread: at most one thread, both
+/// jobs run, one at a time.
 #[test]
 fn two_submitters_one_thread() {
     loom::model(|| {
-        let pool = Pool::new(1, false);
-        let p = pool.clone();
-        let t = thread::spawn(move || assert!(Pool::submit(&p, 1)));
-        assert!(Pool::submit(&pool, 2));
-        t.join().unwrap();
-        pool.close_and_check(&[1, 2]);
+        let ex = pool(1, Duration::MAX);
+        let r = Running::new(1);
+        let (e, r2) = (ex.clone(), r.clone());
+        let t = thread::spawn(move || r2.submit(&e, 1).wait().unwrap());
+        let e = ex.clone();
+        let r3 = r.clone();
+        let u = thread::spawn(move || {
+            let v = r3.submit(&e, 2).wait().unwrap();
+            assert!(e.threads() <= 1);
+            v
+        });
+        assert_eq!(t.join().unwrap() + u.join().unwrap(), 3);
+        assert_eq!(r.ran(), 2);
+        shut_down(ex);
     });
 }
 
 /// A submission races `close`: an admitted job runs even though the pool
-/// closed right after, a refused one never runs, and the pool drains.
+/// closed right after, a refused one resolves to `LoopClosed` and never
+/// runs, and the pool drains.
 #[test]
 fn submit_vs_close() {
     loom::model(|| {
-        let pool = Pool::new(2, false);
-        assert!(Pool::submit(&pool, 1));
-        let p = pool.clone();
-        let t = thread::spawn(move || Pool::submit(&p, 2));
-        pool.close();
-        let second = t.join().unwrap();
-        let admitted: &[u32] = if second { &[1, 2] } else { &[1] };
-        pool.close_and_check(admitted);
+        let ex = pool(2, Duration::MAX);
+        let r = Running::new(2);
+        let first = r.submit(&ex, 1);
+        let (e, r2) = (ex.clone(), r.clone());
+        let t = thread::spawn(move || {
+            let second = r2.submit(&e, 2).wait();
+            (first.wait().unwrap(), second)
+        });
+        ex.close();
+        let (one, second) = t.join().unwrap();
+        assert_eq!(one, 1);
+        match second {
+            Ok(2) => assert_eq!(r.ran(), 2),
+            Err(Error::LoopClosed) => assert_eq!(r.ran(), 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        shut_down(ex);
     });
 }
 
-/// An idle thread retires at the moment a job is submitted: either the
-/// thread takes the job, or the submission sees it gone and spawns another;
-/// the job is never stranded and there is never more than one thread.
+/// An idle thread retires (its idle timeout runs out at once under loom)
+/// while a job is submitted: the job is never stranded, and there is never
+/// more than one thread.
 #[test]
 fn retire_vs_submit() {
     loom::model(|| {
-        let pool = Pool::new(1, true);
-        assert!(Pool::submit(&pool, 1));
-        let p = pool.clone();
-        let t = thread::spawn(move || assert!(Pool::submit(&p, 2)));
+        let ex = pool(1, Duration::from_millis(1));
+        let r = Running::new(1);
+        let (e, r2) = (ex.clone(), r.clone());
+        let t = thread::spawn(move || {
+            assert_eq!(r2.submit(&e, 1).wait().unwrap(), 1);
+            assert_eq!(r2.submit(&e, 2).wait().unwrap(), 2);
+            assert!(e.threads() <= 1);
+        });
         t.join().unwrap();
-        pool.close_and_check(&[1, 2]);
+        assert_eq!(r.ran(), 2);
+        shut_down(ex);
     });
 }
 
-/// A busy thread finishing its job races a submission (the hand-over from
-/// busy to idle): the job is taken by the existing thread or a new one,
-/// within the bound of two.
+/// A done-callback that submits to its own pool and waits (bug 2 of issue
+/// 11), with one free slot: the callback runs on the pool thread that
+/// completes the job (the job waits until the callback is registered), and
+/// its job must get the pool's second thread. Counting the completing thread
+/// idle before its callbacks ran would leave the callback waiting for
+/// itself: a deadlock.
 #[test]
-fn finish_vs_submit_grows_within_bound() {
+fn callback_submits_and_waits() {
     loom::model(|| {
-        let pool = Pool::new(2, false);
-        assert!(Pool::submit(&pool, 1));
-        let p = pool.clone();
+        let ex = pool(2, Duration::MAX);
+        let e = ex.clone();
         let t = thread::spawn(move || {
-            assert!(Pool::submit(&p, 2));
-            assert!(Pool::submit(&p, 3));
+            let (release, gate) = promise::<()>();
+            let first = e.run(move || gate.wait().is_ok());
+            let (done, from_callback) = promise::<Result<u32, Error>>();
+            let inner = e.clone();
+            first.add_done_callback(move || done.set_result(inner.run(|| 2).wait()));
+            release.set_result(());
+            (
+                first.wait().unwrap(),
+                from_callback.wait().unwrap().unwrap(),
+            )
+        });
+        assert_eq!(t.join().unwrap(), (true, 2));
+        shut_down(ex);
+    });
+}
+
+/// One job at a time on a pool of two: the second submission may come while
+/// the first job's thread is still publishing its outcome, when the
+/// submitter waits a grace (a yield under loom) for that thread rather than
+/// spawn one, then decides again under the lock. Both jobs run, and the
+/// decision after the grace never strands the second job.
+#[test]
+fn one_job_at_a_time_while_the_last_thread_finishes() {
+    loom::model(|| {
+        let ex = pool(2, Duration::MAX);
+        let r = Running::new(2);
+        let (e, r2) = (ex.clone(), r.clone());
+        let t = thread::spawn(move || {
+            assert_eq!(r2.submit(&e, 1).wait().unwrap(), 1);
+            assert_eq!(r2.submit(&e, 2).wait().unwrap(), 2);
         });
         t.join().unwrap();
-        pool.close_and_check(&[1, 2, 3]);
+        assert_eq!(r.ran(), 2);
+        shut_down(ex);
     });
 }

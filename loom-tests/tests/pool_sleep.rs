@@ -1,202 +1,127 @@
-//! Loom models of the executor pool's sleep/wake handshake (`Sleep` in
-//! bridge/pool.rs, "Sleeping and waking" in its module docs): an idle thread
-//! registers in `sleepers` under the sleep lock, re-reads the state word and
-//! parks on the condvar; a submitter, after its `admit`, reads `sleepers` and
-//! hands one credit under the lock; `close` hands one to every sleeper.
+//! Loom models of the executor pool's park and wake-up (bridge/pool.rs, "No
+//! lost wake-up"), run on the real pool: `Executor` and its threads, with the
+//! state lock, the condvar and the threads swapped for loom's.
 //!
-//! The idle threads here run the pool's loop (`Shared::wait_for_work`)
-//! without its spin: the spin only reads the state word, and finding work
-//! there leads to the same `leave_wait` as finding it on the re-read. The
-//! state word is the pool's own `Counts`, and the wake decision its own
-//! `wake_needed`. Under loom a timed wait unlocks, yields, relocks and
-//! reports a timeout (bridge/sync.rs, `Condvar::wait_for`), so the timed
-//! model explores the timeout landing anywhere around a wake; an untimed
-//! wait that nobody notifies is a deadlock, which loom reports: that is how
-//! a lost wake-up shows. Every model ends with no thread counted in
-//! `sleepers` and no credit left untaken.
+//! `loom_api::prestart` starts the pool's threads before any job, so they
+//! race to park while jobs arrive; under loom an idle thread does not spin
+//! (it goes straight to the check under the lock). A pool with no idle
+//! timeout parks with an untimed wait, so a lost wake-up leaves a job queued
+//! while a thread sleeps forever: when the jobs wait for each other that is
+//! a deadlock, which loom reports. Under loom a timed wait unlocks, yields,
+//! relocks and reports a timeout (bridge/sync.rs, `Condvar::wait_for`), so
+//! the timed model explores the timeout landing anywhere around a wake.
+//! Every model ends with the pool shut down and its counts at zero: no
+//! thread, no idle or parked thread, no wake-up left untaken, no job.
+//!
+//! Waits (`ConcurrentFuture::wait`) happen on actor threads and on pool
+//! threads, never on the model's main thread, which joins (see
+//! `Orientation` in lib.rs for why).
 #![cfg(bridge_loom)]
 
 use std::time::Duration;
 
-use bridge::loom_api::{wake_needed, Admit, Counts, Next, Sleep, Woke};
-use loom::sync::Arc;
-use loom_tests::{model_both_ways, model_rotations, race3, Coverage};
+use bridge::loom_api::{pool_counts, prestart};
+use bridge::{promise, Executor};
 
-struct Pool {
-    counts: Counts,
-    sleep: Sleep,
+/// Runs `model` under loom with the environment's preemption bound (CI: 2;
+/// these models start real pool threads, too many for the suite's usual
+/// minimum of 3), printing how many executions loom explored.
+fn model<F: Fn() + Sync + Send + 'static>(model: F) {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    let builder = loom::model::Builder::new();
+    let bound = builder.preemption_bound;
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        model()
+    });
+    eprintln!(
+        "{}: {} executions, preemption bound {bound:?}",
+        std::thread::current().name().unwrap_or("model"),
+        runs.load(std::sync::atomic::Ordering::Relaxed),
+    );
 }
 
-/// A pool of `n` threads (at most `n`), all idle (counted in `waiting`),
-/// with nothing queued: each was spawned for a job, ran it, and found no
-/// other.
-fn idle_pool(n: usize) -> Arc<Pool> {
-    let counts = Counts::new();
-    for _ in 0..n {
-        assert_eq!(counts.admit(n), Ok(Admit::Spawn));
-    }
-    for _ in 0..n {
-        assert_eq!(counts.after_job(), Next::Run);
-    }
-    for _ in 0..n {
-        assert_eq!(counts.after_job(), Next::Wait);
-    }
-    Arc::new(Pool {
-        counts,
-        sleep: Sleep::new(),
-    })
+/// A pool of at most `max` threads, all started and idle, never retiring
+/// unless `idle_timeout` says so.
+fn started_pool(max: usize, idle_timeout: Option<Duration>) -> Executor {
+    let ex = Executor::builder()
+        .max_threads(max)
+        .idle_timeout(idle_timeout.unwrap_or(Duration::MAX))
+        .build();
+    prestart(&ex, max);
+    ex
 }
 
-/// `Shared::wait_for_work` (without the spin): returns the thread's next
-/// step and how each of its parks ended.
-fn wait_for_work(p: &Pool, timeout: Option<Duration>) -> (Next, Vec<Woke>) {
-    let mut parks = Vec::new();
-    loop {
-        let woke = p.sleep.sleep(
-            || {
-                let s = p.counts.snapshot();
-                s.queued() > 0 || s.is_closed()
-            },
-            timeout,
-        );
-        parks.push(woke);
-        if woke == Woke::TimedOut && p.counts.retire() {
-            return (Next::Exit, parks);
-        }
-        if let Some(next) = p.counts.leave_wait() {
-            return (next, parks);
-        }
-    }
+/// Shuts `ex` down and checks that nothing is left.
+fn shut_down(ex: Executor) {
+    let handle = ex.clone();
+    ex.shutdown();
+    assert_eq!(
+        pool_counts(&handle),
+        (0, 0, 0, 0, 0),
+        "(threads, idle, parked, wakeups, queued)"
+    );
 }
 
-/// `Shared::submit` then `wake_if_needed` on a pool of at most `max`
-/// threads: returns the admission and whether a credit was handed out.
-fn submit(p: &Pool, max: usize) -> (Admit, bool) {
-    let admit = p.counts.admit(max).expect("the pool is open");
-    let credited = match admit {
-        Admit::Queue(after) => p.sleep.wake_one_if(|sleepers| wake_needed(after, sleepers)),
-        Admit::Spawn => false,
-    };
-    (admit, credited)
-}
-
-/// One idle thread parks with no timeout while a submitter queues a job and
-/// wakes: no lost wake-up. Either the sleeper sees the job on its re-read
-/// (and the submitter finds no sleeper, or finds it gone under the lock), or
-/// the submitter sees it registered and its credit wakes it; it then takes
-/// the job. A lost wake-up would leave it parked forever (a deadlock).
+/// Two submitters against two parked threads (bug 1 of issue 11): the main
+/// thread and an actor each submit one job at the same moment, and each job
+/// waits until the other has started, so they finish only if each gets its
+/// own thread. Two jobs waking one thread leaves the other job queued while a
+/// thread sleeps: a deadlock. The actor waits for its job `b`, which finishes
+/// only once `a` has started (so `a` finishes too); only then does the main
+/// thread shut down, whose close would otherwise wake the sleeper and hide a
+/// lost wake-up.
 #[test]
-fn sleeper_vs_submit_no_lost_wakeup() {
-    let cov = Coverage::new();
-    let c = cov.clone();
-    model_both_ways(move |o| {
-        let pool = idle_pool(1);
-        let (p1, p2) = (pool.clone(), pool.clone());
-        let ((next, parks), (admit, credited)) =
-            o.race(move || wait_for_work(&p1, None), move || submit(&p2, 1));
-        assert!(matches!(admit, Admit::Queue(_)), "{admit:?}");
-        assert_eq!(next, Next::Run);
-        assert_eq!(parks, [Woke::Work]);
-        c.hit(if credited {
-            "woken by the credit"
-        } else {
-            "saw the job on the re-read"
+fn two_submitters_two_parked_threads_no_lost_wakeup() {
+    model(|| {
+        let ex = started_pool(2, None);
+        let (started_a, a_started) = promise::<()>();
+        let (started_b, b_started) = promise::<()>();
+        let e = ex.clone();
+        let actor = loom::thread::spawn(move || {
+            let b = e.run(move || {
+                started_b.set_result(());
+                a_started.wait().is_ok()
+            });
+            b.wait()
         });
-        assert_eq!(pool.sleep.counts(), (0, 0), "(sleepers, credits)");
-        let s = pool.counts.snapshot();
-        assert_eq!((s.threads(), s.waiting(), s.queued()), (1, 0, 0), "{s:?}");
+        drop(ex.run(move || {
+            started_a.set_result(());
+            assert!(b_started.wait().is_ok());
+        }));
+        assert!(actor.join().unwrap().unwrap());
+        shut_down(ex);
     });
-    let tally = cov.assert_seen(&["woken by the credit", "saw the job on the re-read"]);
-    eprintln!("sleeper_vs_submit_no_lost_wakeup: {tally:?}");
 }
 
-/// An idle thread's timed park runs out while a submitter queues a job and
-/// wakes it: a credit handed out is taken (the thread runs the job instead
-/// of retiring), never left behind; a thread that timed out with no credit
-/// finds the job when it tries to retire, or has retired before the
-/// admission, which then spawns a thread for it. The job is never stranded.
+/// A parked thread's idle timeout runs out while a job is submitted: the job
+/// runs (on that thread, which takes the wake-up or finds the job instead of
+/// retiring, or on a new thread if it retired first), and the pool never
+/// holds more than its one thread.
 #[test]
-fn timeout_vs_wake() {
-    let cov = Coverage::new();
-    let c = cov.clone();
-    model_both_ways(move |o| {
-        let pool = idle_pool(1);
-        let (p1, p2) = (pool.clone(), pool.clone());
-        let ((next, parks), (admit, credited)) = o.race(
-            move || wait_for_work(&p1, Some(Duration::from_secs(1))),
-            move || submit(&p2, 1),
-        );
-        assert_eq!(pool.sleep.counts(), (0, 0), "(sleepers, credits)");
-        if credited {
-            assert_eq!((next, &parks[..]), (Next::Run, &[Woke::Work][..]));
-            c.hit("timed out, took the credit");
-        } else {
-            match (next, &parks[..], admit) {
-                (Next::Run, [Woke::Work], Admit::Queue(_)) => c.hit("saw the job on the re-read"),
-                (Next::Run, [Woke::TimedOut], Admit::Queue(_)) => {
-                    c.hit("timed out, found the job instead of retiring")
-                }
-                (Next::Exit, [Woke::TimedOut], Admit::Spawn) => {
-                    // The thread spawned for the job takes it.
-                    assert_eq!(pool.counts.after_job(), Next::Run);
-                    c.hit("retired, the submitter spawned a thread");
-                }
-                other => panic!("unexpected outcome {other:?}"),
-            }
-        }
-        let s = pool.counts.snapshot();
-        assert_eq!((s.threads(), s.waiting(), s.queued()), (1, 0, 0), "{s:?}");
+fn timeout_vs_submit() {
+    model(|| {
+        let ex = started_pool(1, Some(Duration::from_secs(1)));
+        let e = ex.clone();
+        let got = loom::thread::spawn(move || {
+            let v = e.run(|| 5).wait();
+            assert!(e.threads() <= 1);
+            v
+        })
+        .join()
+        .unwrap();
+        assert_eq!(got.unwrap(), 5);
+        shut_down(ex);
     });
-    let tally = cov.assert_seen(&[
-        "timed out, took the credit",
-        "saw the job on the re-read",
-        "timed out, found the job instead of retiring",
-        "retired, the submitter spawned a thread",
-    ]);
-    eprintln!("timeout_vs_wake: {tally:?}");
 }
 
-/// Two idle threads park with no timeout while the pool closes
-/// (`Shared::close`: `Counts::close`, then `wake_all`): each either sees the
-/// close on its re-read or gets a credit, and both exit; a sleeper left
-/// without a credit would park forever (a deadlock).
+/// The pool closes while its two threads park: each sees the close under the
+/// lock or is handed a wake-up, and both exit, so `shutdown` returns.
 #[test]
-fn close_wakes_every_sleeper() {
-    let cov = Coverage::new();
-    let c = cov.clone();
-    model_rotations(move |rotation| {
-        let pool = idle_pool(2);
-        let (p1, p2, p3) = (pool.clone(), pool.clone(), pool.clone());
-        let ((n1, parks1), (n2, parks2), woken) = race3(
-            rotation,
-            move || wait_for_work(&p1, None),
-            move || wait_for_work(&p2, None),
-            move || {
-                assert!(p3.counts.close());
-                p3.sleep.wake_all()
-            },
-        );
-        assert_eq!((n1, n2), (Next::Exit, Next::Exit));
-        assert_eq!(
-            (&parks1[..], &parks2[..]),
-            (&[Woke::Work][..], &[Woke::Work][..])
-        );
-        c.hit(
-            [
-                "no sleeper left to wake",
-                "woke one sleeper",
-                "woke both sleepers",
-            ][woken],
-        );
-        assert_eq!(pool.sleep.counts(), (0, 0), "(sleepers, credits)");
-        let s = pool.counts.snapshot();
-        assert!(s.is_closed());
-        assert_eq!((s.threads(), s.waiting(), s.queued()), (0, 0, 0), "{s:?}");
+fn close_wakes_every_parked_thread() {
+    model(|| {
+        let ex = started_pool(2, None);
+        shut_down(ex);
     });
-    let tally = cov.assert_seen(&[
-        "no sleeper left to wake",
-        "woke one sleeper",
-        "woke both sleepers",
-    ]);
-    eprintln!("close_wakes_every_sleeper: {tally:?}");
 }
