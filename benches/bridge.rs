@@ -9,13 +9,18 @@
 //! 2. `handoff`: sync code -> a loop on another thread -> back.
 //! 3. `inline`: a future run on the calling thread, no loop running.
 //! 4. `submit`: `run_coroutine_threadsafe` waited on and awaited.
+//! 5. `loop_paths`: every way from a plain thread into a warm bridge `Loop`,
+//!    beside `call_blocking` to the worker loop, in the same run.
 //! 6. `contention/<N>`: N threads hammering one loop; each sample's time is
 //!    the wall time of all threads together divided by the calls they made.
 //!
 //! After the groups the binary measures, outside criterion, the process CPU
-//! time over one second of idleness after a burst of hand-offs, and the heap
-//! allocations per operation of ours and of every peer; both are printed and
-//! written to `target/criterion/bridge-extra.json` for `benches/report.py`.
+//! time over one second of idleness after a burst of hand-offs, the cold
+//! hand-off (the first call after 1, 10 and 100 ms of idleness, beside the
+//! park/unpark floor after the same idleness; a sleep per sample does not
+//! fit criterion's sampling), and the heap allocations per operation of ours
+//! and of every peer; all are printed and written to
+//! `target/criterion/bridge-extra.json` for `benches/report.py`.
 //!
 //! Run: `cargo bench --bench bridge`, then `python3 benches/report.py`.
 
@@ -592,7 +597,166 @@ fn contention(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------
-// Idle CPU and allocations (outside criterion).
+// 5. loop paths
+
+/// `call_soon_threadsafe` plus its completion: the callback fulfils a
+/// promise that this thread waits on.
+fn call_soon_and_wait(h: &bridge::LoopHandle) -> u64 {
+    let (promise, done) = bridge::promise();
+    h.call_soon_threadsafe(move || promise.set_result(black_box(1u64)))
+        .unwrap();
+    done.wait().unwrap()
+}
+
+fn loop_paths(c: &mut Criterion) {
+    let mut g = c.benchmark_group("loop_paths");
+    bridge::call_blocking(async {});
+    let lp = bridge::Loop::new().unwrap();
+    let h = lp.handle();
+    h.block_on(async {}).unwrap();
+    // The reference first and last: the ratios use the better of the two,
+    // so a drift of the machine during the group does not flatter ours.
+    g.bench_function("ours/call_blocking", |b| {
+        b.iter(|| bridge::call_blocking(async { black_box(1u64) }))
+    });
+    g.bench_function("ours/loop_spawn_wait", |b| {
+        b.iter(|| h.spawn(async { black_box(1u64) }).wait().unwrap())
+    });
+    g.bench_function("ours/run_coroutine_threadsafe_wait", |b| {
+        b.iter(|| {
+            bridge::run_coroutine_threadsafe(async { black_box(1u64) }, &h)
+                .wait()
+                .unwrap()
+        })
+    });
+    g.bench_function("ours/loop_handle_block_on", |b| {
+        b.iter(|| h.block_on(async { black_box(1u64) }).unwrap())
+    });
+    g.bench_function("ours/call_soon_threadsafe_and_wait", |b| {
+        b.iter(|| call_soon_and_wait(&h))
+    });
+    g.bench_function("ours/call_blocking_again", |b| {
+        b.iter(|| bridge::call_blocking(async { black_box(1u64) }))
+    });
+    drop(lp);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Idle CPU, the cold hand-off and allocations (outside criterion).
+
+/// A partner thread that answers each ping with a pong, parked in between;
+/// the caller spins for the reply, so a round trip is one wake-up of a
+/// parked thread: the floor of a hand-off to a thread that went to sleep.
+struct SleepyPartner {
+    shared: Arc<Turn>,
+    partner: thread::JoinHandle<()>,
+}
+
+impl SleepyPartner {
+    fn new() -> Self {
+        let p = ParkPair::new();
+        SleepyPartner {
+            shared: p.shared,
+            partner: p.partner,
+        }
+    }
+
+    /// Unparks the partner and spins until it answers.
+    fn round_trip(&self) {
+        let next = self.shared.turn.load(Ordering::Relaxed) + 1;
+        self.shared.turn.store(next, Ordering::Release);
+        self.partner.thread().unpark();
+        while self.shared.turn.load(Ordering::Acquire) != next + 1 {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn stop(self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.partner.thread().unpark();
+        self.partner.join().unwrap();
+    }
+}
+
+/// Median and 90th percentile of one cold measurement, in nanoseconds.
+struct Cold {
+    name: &'static str,
+    idle_ms: u64,
+    median_ns: f64,
+    p90_ns: f64,
+    samples: usize,
+}
+
+/// The first call after `idle` of idleness, `samples` times, for each way
+/// in; the ways take turns, so a drift of the machine hits them alike.
+fn cold_handoff() -> Vec<Cold> {
+    let lp = bridge::Loop::new().unwrap();
+    let h = lp.handle();
+    let sleepy = SleepyPartner::new();
+    let parked = ParkPair::new();
+    bridge::call_blocking(async {});
+    bridge::block_on_safe(async {}).unwrap();
+    h.block_on(async {}).unwrap();
+    type Op<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let ops: Vec<Op> = vec![
+        (
+            "cold/ours/call_blocking",
+            Box::new(|| {
+                black_box(bridge::call_blocking(async { black_box(1u64) }));
+            }),
+        ),
+        (
+            "cold/ours/loop_handle_block_on",
+            Box::new(|| {
+                black_box(h.block_on(async { black_box(1u64) }).unwrap());
+            }),
+        ),
+        (
+            "cold/ours/block_on_safe_inline",
+            Box::new(|| {
+                black_box(bridge::block_on_safe(async { black_box(1u64) }).unwrap());
+            }),
+        ),
+        (
+            "cold/floor/unpark_parked_thread_spin_reply",
+            Box::new(|| sleepy.round_trip()),
+        ),
+        ("cold/floor/park_unpark", Box::new(|| parked.round_trip())),
+    ];
+    let mut out = Vec::new();
+    for (idle_ms, samples) in [(0u64, 200usize), (1, 60), (10, 60), (100, 25)] {
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+        for _ in 0..samples {
+            for (i, (_, op)) in ops.iter().enumerate() {
+                if idle_ms == 0 {
+                    op(); // warm: right after another call
+                } else {
+                    thread::sleep(Duration::from_millis(idle_ms));
+                }
+                let t = Instant::now();
+                op();
+                times[i].push(t.elapsed().as_nanos() as f64);
+            }
+        }
+        for (i, (name, _)) in ops.iter().enumerate() {
+            let t = &mut times[i];
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
+            out.push(Cold {
+                name,
+                idle_ms,
+                median_ns: at(0.5),
+                p90_ns: at(0.9),
+                samples,
+            });
+        }
+    }
+    drop(ops);
+    sleepy.stop();
+    Partner::Park(parked).stop();
+    out
+}
 
 /// CPU time (user + system) of every thread of this process, from
 /// `/proc/self/task/*/schedstat` (nanoseconds on CPU), summed.
@@ -698,6 +862,7 @@ struct Extra {
     load_after: String,
     cpu_model: String,
     idle: IdleCost,
+    cold: Vec<Cold>,
     allocs: Vec<(&'static str, f64)>,
     cores: usize,
 }
@@ -742,6 +907,18 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
         "handoff/ours/loop_handle_block_on",
         allocs_per_op(n, || {
             black_box(h.block_on(async { black_box(1u64) }).unwrap());
+        }),
+    ));
+    out.push((
+        "loop_paths/ours/loop_spawn_wait",
+        allocs_per_op(n, || {
+            black_box(h.spawn(async { black_box(1u64) }).wait().unwrap());
+        }),
+    ));
+    out.push((
+        "loop_paths/ours/call_soon_threadsafe_and_wait",
+        allocs_per_op(n, || {
+            black_box(call_soon_and_wait(&h));
         }),
     ));
     out.push((
@@ -915,12 +1092,14 @@ fn cpu_model() -> String {
 
 fn extra_report(load_before: String) -> Extra {
     let idle = idle_cost_after_burst(Duration::from_secs(1));
+    let cold = cold_handoff();
     let allocs = measure_allocs();
     Extra {
         load_before,
         load_after: load_average(),
         cpu_model: cpu_model(),
         idle,
+        cold,
         allocs,
         cores: thread::available_parallelism().map_or(0, |n| n.get()),
     }
@@ -946,6 +1125,17 @@ fn write_extra(e: &Extra) {
         i.idle.as_secs_f64() * 1e6,
         i.baseline.as_secs_f64() * 1e6
     );
+    println!("the first call after a pause (median, p90):");
+    for c in &e.cold {
+        println!(
+            "  idle {:>3} ms  {:<46} {:>9.1} us {:>9.1} us  ({} samples)",
+            c.idle_ms,
+            c.name,
+            c.median_ns / 1e3,
+            c.p90_ns / 1e3,
+            c.samples
+        );
+    }
     println!("heap allocations per operation (all threads, warm):");
     for (name, a) in &e.allocs {
         println!("  {name:<52} {a:>6.2}");
@@ -955,8 +1145,18 @@ fn write_extra(e: &Extra) {
         .iter()
         .map(|(k, v)| format!("    \"{k}\": {v}"))
         .collect();
+    let cold: Vec<String> = e
+        .cold
+        .iter()
+        .map(|c| {
+            format!(
+                "    {{\"name\": \"{}\", \"idle_ms\": {}, \"median_ns\": {}, \"p90_ns\": {}, \"samples\": {}}}",
+                c.name, c.idle_ms, c.median_ns, c.p90_ns, c.samples
+            )
+        })
+        .collect();
     let json = format!(
-        "{{\n  \"cores\": {},\n  \"cpu_model\": \"{}\",\n  \"load_before\": \"{}\",\n  \"load_after\": \"{}\",\n  \"idle_quiet_after_ns\": {},\n  \"idle_sweep_ns\": {},\n  \"idle_window_ms\": {},\n  \"idle_cpu_ns\": {},\n  \"idle_baseline_cpu_ns\": {},\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
+        "{{\n  \"cores\": {},\n  \"cpu_model\": \"{}\",\n  \"load_before\": \"{}\",\n  \"load_after\": \"{}\",\n  \"idle_quiet_after_ns\": {},\n  \"idle_sweep_ns\": {},\n  \"idle_window_ms\": {},\n  \"idle_cpu_ns\": {},\n  \"idle_baseline_cpu_ns\": {},\n  \"cold\": [\n{}\n  ],\n  \"allocs_per_op\": {{\n{}\n  }}\n}}\n",
         e.cores,
         e.cpu_model,
         e.load_before,
@@ -966,6 +1166,7 @@ fn write_extra(e: &Extra) {
         i.window.as_millis(),
         i.idle.as_nanos(),
         i.baseline.as_nanos(),
+        cold.join(",\n"),
         allocs.join(",\n")
     );
     // Where criterion writes: $CRITERION_HOME, else <target dir>/criterion.
@@ -987,7 +1188,7 @@ fn write_extra(e: &Extra) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = floor, handoff, inline, submit, contention
+    targets = floor, handoff, inline, submit, loop_paths, contention
 }
 
 fn main() {

@@ -9,7 +9,10 @@ allocations per operation, core count, load), then
   floor, as ratios of medians from the same run, and the issue-3 targets;
 * writes an SVG plot of round-trip latency vs number of calling threads;
 * with `--readme PATH`, replaces the text between the `<!-- results:begin -->`
-  and `<!-- results:end -->` markers of that file with the table.
+  and `<!-- results:end -->` markers of that file with the table;
+* if `target/criterion/e2e.json` is there (`cargo bench --bench e2e`), the
+  end-to-end table (between the `<!-- e2e:begin -->` and `<!-- e2e:end -->`
+  markers) and its plot (`--e2e-svg`, default `benches/e2e.svg`).
 
 Standard library only. Usage (from the repository root):
 
@@ -47,11 +50,11 @@ PEERS = {
     "submit/ours/run_coroutine_threadsafe_await": ["submit/peer/tokio_spawn_join_await"],
 }
 
-GROUP_ORDER = ["floor", "handoff", "inline", "submit", "executor", "contention"]
+GROUP_ORDER = ["floor", "handoff", "inline", "submit", "loop_paths", "executor", "contention"]
 # Groups of other bench binaries that are not ours-vs-peers comparisons.
 SKIP_GROUPS = {"debug"}
 # The groups of benches/bridge.rs; the rest come from other bench binaries.
-BRIDGE_GROUPS = {"floor", "handoff", "inline", "submit", "contention"}
+BRIDGE_GROUPS = {"floor", "handoff", "inline", "submit", "loop_paths", "contention"}
 # A whole `cargo bench --bench bridge` run takes about 5 minutes: an entry of
 # its groups written longer than this before its extras is from another run.
 SAME_RUN_SECONDS = 420
@@ -173,7 +176,7 @@ def table(data, extra):
     lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
     groups = sorted({v["group"] for v in data.values()}, key=group_key)
     for g in groups:
-        if g == "floor":
+        if g in ("floor", "loop_paths"):
             continue
         for fid in sorted(k for k, v in data.items() if v["group"] == g and is_ours(k)):
             e = data[fid]
@@ -212,7 +215,7 @@ def floor_table(data):
 def peers_table(data, extra):
     lines = ["| peer | median | allocs/op |", "|---|---:|---:|"]
     for g in sorted({v["group"] for v in data.values()}, key=group_key):
-        if g.startswith("contention/") or g == "floor":
+        if g.startswith("contention/") or g in ("floor", "loop_paths"):
             continue
         for fid in sorted(k for k, v in data.items() if v["group"] == g and not is_ours(k)):
             if not is_peer(fid):
@@ -275,6 +278,203 @@ def targets(data, extra):
             f"| {'met' if q is not None and q / 1e3 <= 50 + 2 * sweep else '**missed**'} |"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Issue 14: every way into a Loop beside call_blocking; the cold hand-off.
+
+# (entry, what it is, allocation budget per call)
+LOOP_PATHS = [
+    ("loop_paths/ours/loop_spawn_wait", "`LoopHandle::spawn(ready).wait()`", 2),
+    ("loop_paths/ours/run_coroutine_threadsafe_wait", "`run_coroutine_threadsafe(ready, &h).wait()`", 2),
+    ("loop_paths/ours/loop_handle_block_on", "`LoopHandle::block_on(ready)`", 1),
+    ("loop_paths/ours/call_soon_threadsafe_and_wait",
+     "`call_soon_threadsafe` + its completion (a promise it fulfils, waited on)", 2),
+]
+# Where the allocation counts of the entries above are recorded.
+ALLOC_KEYS = {
+    "loop_paths/ours/run_coroutine_threadsafe_wait": "submit/ours/run_coroutine_threadsafe_wait",
+    "loop_paths/ours/loop_handle_block_on": "handoff/ours/loop_handle_block_on",
+    "loop_paths/ours/call_blocking": "handoff/ours/call_blocking",
+}
+
+
+def loop_paths_table(data, extra):
+    cbs = [data[k]["median"] for k in ("loop_paths/ours/call_blocking",
+                                       "loop_paths/ours/call_blocking_again") if k in data]
+    if not cbs:
+        return None
+    cb = min(cbs)
+    lines = [
+        f"Reference: `call_blocking(ready)` to the worker loop, measured before and after "
+        f"the paths below: {', '.join(fmt_time(c) for c in cbs)}; the ratios use the faster "
+        f"({fmt_time(cb)}), allocations {allocs_of(extra, ALLOC_KEYS['loop_paths/ours/call_blocking'])} per call.",
+        "",
+        "| from a plain thread to a warm `Loop` | median | / `call_blocking` | target | allocs/op | budget | |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for fid, what, budget in LOOP_PATHS:
+        if fid not in data:
+            continue
+        m = data[fid]["median"]
+        a = extra.get("allocs_per_op", {}).get(ALLOC_KEYS.get(fid, fid))
+        ok = m / cb <= 1.5 and (a is None or a <= budget + 0.05)
+        lines.append(
+            f"| {what} | {fmt_time(m)} | {fmt_ratio(m / cb)} | <= 1.5x "
+            f"| {allocs_of(extra, ALLOC_KEYS.get(fid, fid))} | {budget} | {'met' if ok else '**missed**'} |"
+        )
+    return "\n".join(lines)
+
+
+COLD_COLUMNS = [
+    ("cold/ours/call_blocking", "`call_blocking`"),
+    ("cold/ours/loop_handle_block_on", "`Loop` `block_on`"),
+    ("cold/ours/block_on_safe_inline", "`block_on_safe` (inline)"),
+    ("cold/floor/unpark_parked_thread_spin_reply", "floor: wake a parked thread, spin for its reply"),
+    ("cold/floor/park_unpark", "floor: park/unpark ping-pong (both sleep)"),
+]
+
+
+def cold_table(extra):
+    cold = extra.get("cold")
+    if not cold:
+        return None
+    by = {(c["name"], c["idle_ms"]): c for c in cold}
+    idles = sorted({c["idle_ms"] for c in cold})
+    head = "| idle before the call | " + " | ".join(t for _, t in COLD_COLUMNS) + \
+        " | `call_blocking` / one wake-up |"
+    lines = [head, "|---|" + "---:|" * (len(COLD_COLUMNS) + 1)]
+    for ms in idles:
+        cells = []
+        for k, _ in COLD_COLUMNS:
+            c = by.get((k, ms))
+            cells.append("-" if c is None else
+                         f"{fmt_time(c['median_ns'])} (p90 {fmt_time(c['p90_ns'])})")
+        cb, fl = by.get(("cold/ours/call_blocking", ms)), by.get(
+            ("cold/floor/unpark_parked_thread_spin_reply", ms))
+        r = fmt_ratio(cb["median_ns"] / fl["median_ns"]) if cb and fl else "-"
+        label = "none (warm)" if ms == 0 else f"{ms} ms"
+        n = by.get(("cold/ours/call_blocking", ms), {}).get("samples", "?")
+        lines.append(f"| {label} ({n} samples) | " + " | ".join(cells) + f" | {r} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Issue 14: end to end (benches/e2e.rs).
+
+E2E_WAYS = [
+    ("bridge_call_blocking", "bridge `call_blocking`", True),
+    ("bridge_block_on_safe", "bridge `block_on_safe`", True),
+    ("runtime_per_thread", "a runtime per handler thread", False),
+    ("runtime_thread_channel", "one runtime thread + channel (`reqwest::blocking`)", False),
+    ("axum_native", "axum, async handler (ceiling)", False),
+]
+
+
+def e2e_table(e2e):
+    rows = {(r["way"], r["clients"]): r for r in e2e["results"]}
+    clients = sorted({r["clients"] for r in e2e["results"]})
+    lines = [
+        f"{e2e['cores']} cores; {e2e['handlers']} `tiny_http` handler threads; "
+        f"{e2e['secs']} s measured per cell after 0.3 s of warm-up; medians over "
+        f"{e2e['rounds']} rounds (the ways take turns); load average before "
+        f"{e2e['load_before']}, after {e2e['load_after']}.",
+        "",
+        "| clients | way | requests/s | p50 | p99 | CPU per request | / best hand-written | / axum |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    verdicts = []
+    for n in clients:
+        hand = [rows[(w, n)] for w in ("runtime_per_thread", "runtime_thread_channel") if (w, n) in rows]
+        best_hand = max(hand, key=lambda r: r["throughput"]) if hand else None
+        axum = rows.get(("axum_native", n))
+        for w, label, _ in E2E_WAYS:
+            r = rows.get((w, n))
+            if r is None:
+                continue
+            vs_hand = fmt_ratio(r["throughput"] / best_hand["throughput"]) if best_hand else "-"
+            vs_axum = fmt_ratio(r["throughput"] / axum["throughput"]) if axum else "-"
+            cpu = r.get("cpu_us_per_request")
+            lines.append(
+                f"| {n} | {label} | {r['throughput']:.0f} | {fmt_time(r['p50_us'] * 1e3)} "
+                f"| {fmt_time(r['p99_us'] * 1e3)} | {fmt_time(cpu * 1e3) if cpu else '-'} "
+                f"| {vs_hand} | {vs_axum} |"
+            )
+        ours = [rows[(w, n)] for w, _, o in E2E_WAYS if o and (w, n) in rows]
+        if ours and best_hand and axum:
+            best = max(ours, key=lambda r: r["throughput"])
+            t1 = best["throughput"] / best_hand["throughput"]
+            p99 = best["p99_us"] / min(h["p99_us"] for h in hand)
+            t2 = best["throughput"] / axum["throughput"]
+            verdicts.append(
+                f"| {n} | `{best['way']}` | {fmt_ratio(t1)} ({'met' if t1 >= 1 else '**missed**'}) "
+                f"| {fmt_ratio(p99)} ({'met' if p99 <= 1.1 else '**missed**'}) "
+                f"| {fmt_ratio(t2)} ({'met' if t2 >= 0.8 else '**missed**'}) |"
+            )
+    if verdicts:
+        lines += [
+            "",
+            "| clients | bridge's best way | throughput / best hand-written (>= 1x) "
+            "| p99 / best hand-written p99 (<= 1.1x) | throughput / axum (>= 0.8x) |",
+            "|---:|---|---:|---:|---:|",
+        ] + verdicts
+    return "\n".join(lines)
+
+
+# The peers' bars, faded beside ours.
+FADED = ' fill-opacity="0.55"'
+
+
+def e2e_svg(e2e):
+    rows = {(r["way"], r["clients"]): r for r in e2e["results"]}
+    clients = sorted({r["clients"] for r in e2e["results"]})
+    ways = [w for w in E2E_WAYS if any((w[0], n) in rows for n in clients)]
+    W, H, L, R, T, B = 820, 420, 70, 300, 40, 50
+    pw, ph = W - L - R, H - T - B
+    top = max(r["throughput"] for r in e2e["results"]) * 1.1
+    step = 10 ** math.floor(math.log10(top))
+    if top / step < 3:
+        step /= 2
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{W}" height="{H}" fill="white"/>',
+        f'<text x="{L}" y="22" font-size="14">sync web handler calling an async upstream: '
+        f'requests/s (bars), p99 (label)</text>',
+    ]
+    y = 0.0
+    while y <= top:
+        py = T + ph * (1 - y / top)
+        out.append(f'<line x1="{L}" y1="{py:.1f}" x2="{L + pw}" y2="{py:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{L - 6}" y="{py + 4:.1f}" text-anchor="end">{y:.0f}</text>')
+        y += step
+    gw = pw / len(clients)
+    bw = gw * 0.8 / max(len(ways), 1)
+    for gi, n in enumerate(clients):
+        x0 = L + gi * gw + gw * 0.1
+        for wi, (w, label, ours) in enumerate(ways):
+            r = rows.get((w, n))
+            if r is None:
+                continue
+            h = ph * r["throughput"] / top
+            x = x0 + wi * bw
+            color = COLORS[wi % len(COLORS)]
+            out.append(f'<rect x="{x:.1f}" y="{T + ph - h:.1f}" width="{bw * 0.9:.1f}" '
+                       f'height="{h:.1f}" fill="{color}"'
+                       f'{"" if ours else FADED}/>')
+            out.append(f'<text x="{x + bw * 0.45:.1f}" y="{T + ph - h - 4:.1f}" font-size="9" '
+                       f'text-anchor="middle">{r["p99_us"] / 1e3:.1f}ms</text>')
+        out.append(f'<text x="{L + gi * gw + gw / 2:.1f}" y="{T + ph + 18}" '
+                   f'text-anchor="middle">{n} client{"s" if n > 1 else ""}</text>')
+    out.append(f'<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    for wi, (w, label, ours) in enumerate(ways):
+        ly = T + 14 + 20 * wi
+        color = COLORS[wi % len(COLORS)]
+        out.append(f'<rect x="{L + pw + 15}" y="{ly - 10}" width="20" height="10" fill="{color}"'
+                   f'{"" if ours else FADED}/>')
+        out.append(f'<text x="{L + pw + 42}" y="{ly}">{label.replace("`", "")}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------------------
@@ -351,6 +551,7 @@ def main():
         os.environ.get("CARGO_TARGET_DIR", "target"), "criterion"))
     ap.add_argument("--svg", default="benches/contention.svg")
     ap.add_argument("--readme", help="rewrite the results section of this file")
+    ap.add_argument("--e2e-svg", default="benches/e2e.svg")
     args = ap.parse_args()
 
     data = load(args.criterion)
@@ -370,6 +571,16 @@ def main():
             f"load average (1/5/15 min) before the run {extra.get('load_before', '?')}, "
             f"after {extra.get('load_after', '?')}."
         )
+    lp = loop_paths_table(data, extra)
+    if lp:
+        parts += ["### Every way into a `Loop` (issue 14)", lp]
+    cold = cold_table(extra)
+    if cold:
+        parts += ["### The first call after a pause (issue 14)",
+                  "Medians (and 90th percentiles) of the first call after the caller and the "
+                  "loops were idle that long, each way taking turns, in the same run. The floor "
+                  "columns are two threads of this process: one wakes the other, which answers.",
+                  cold]
     parts += ["### Targets", targets(data, extra), "### Floor", floor_table(data),
               "### Ours beside the peers",
               "Medians. *ours / peer* below 1 means ours is faster. Contention rows: time per "
@@ -386,16 +597,33 @@ def main():
             f.write(svg)
         print(f"plot written: {args.svg}", file=sys.stderr)
 
+    sections = [("results", text)]
+    e2e_path = os.path.join(args.criterion, "e2e.json")
+    if os.path.exists(e2e_path):
+        with open(e2e_path) as f:
+            e2e = json.load(f)
+        e2e_text = e2e_table(e2e) + "\n"
+        print(e2e_text)
+        sections.append(("e2e", e2e_text))
+        if args.e2e_svg:
+            with open(args.e2e_svg, "w") as f:
+                f.write(e2e_svg(e2e))
+            print(f"plot written: {args.e2e_svg}", file=sys.stderr)
+
     if args.readme:
         with open(args.readme) as f:
             readme = f.read()
-        begin, end = "<!-- results:begin -->", "<!-- results:end -->"
-        if begin not in readme or end not in readme:
-            sys.exit(f"{args.readme} has no {begin} ... {end} markers")
-        head, rest = readme.split(begin, 1)
-        _, tail = rest.split(end, 1)
+        for marker, body in sections:
+            begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+            if begin not in readme or end not in readme:
+                print(f"{args.readme} has no {begin} ... {end} markers: {marker} not written",
+                      file=sys.stderr)
+                continue
+            head, rest = readme.split(begin, 1)
+            _, tail = rest.split(end, 1)
+            readme = head + begin + "\n" + body + end + tail
         with open(args.readme, "w") as f:
-            f.write(head + begin + "\n" + text + end + tail)
+            f.write(readme)
         print(f"results written into {args.readme}", file=sys.stderr)
 
 

@@ -90,6 +90,9 @@ pub(crate) struct Waiters {
     pub(crate) callbacks: Vec<Callback>,
     /// Stops the task on its loop when the future is cancelled.
     pub(crate) abort: Option<tokio::task::AbortHandle>,
+    /// Or wakes it, when it checks for cancellation itself (a job of a
+    /// loop's inbox that became a task).
+    pub(crate) cancel_waker: Option<Waker>,
 }
 
 pub(crate) struct Inner<T> {
@@ -181,6 +184,9 @@ impl<T> Inner<T> {
                 abort.abort();
             }
         }
+        if let Some(task) = w.cancel_waker {
+            task.wake();
+        }
         for t in w.thread.into_iter().chain(w.more_threads) {
             t.unpark();
         }
@@ -242,6 +248,19 @@ impl<T> Inner<T> {
         }
     }
 
+    /// Registers the waker of the task that runs the work, woken if the
+    /// future is cancelled (the task then drops the work).
+    pub(crate) fn set_cancel_waker(&self, waker: &Waker) {
+        let mut w = self.waiters.lock();
+        let s = self.state();
+        if s.is_cancelled() {
+            drop(w);
+            waker.wake_by_ref();
+        } else if !s.is_complete() {
+            w.cancel_waker = Some(waker.clone());
+        }
+    }
+
     /// Registers the current thread, unless already complete. Returns whether
     /// it is complete.
     pub(crate) fn register_thread(&self) -> bool {
@@ -272,7 +291,7 @@ impl<T> Inner<T> {
 
     /// Blocks this thread until complete or `deadline`. Returns whether complete.
     pub(crate) fn block_until(&self, deadline: Option<Instant>) -> bool {
-        if park::spin_until(|| self.state().is_complete()) {
+        if park::spin_wait(|| self.state().is_complete()) {
             return true;
         }
         if self.register_thread() {

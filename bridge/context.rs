@@ -345,7 +345,7 @@ pub(crate) enum Scheduler {
 /// runtime's threads (and keep its shutdown waiting), so a worker of a
 /// runtime the user built that runs under a context not its own blocks in
 /// place ([`Scheduler::MultiThreadAway`]); the worker loop's core is moved
-/// within its own runtime (see `worker::blocking_region_for`).
+/// within its own runtime (see `wait::blocking_region_for`).
 pub(crate) fn scheduler() -> Scheduler {
     let Some(index) = tokio::runtime::worker_index() else {
         return Scheduler::Nothing;

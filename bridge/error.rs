@@ -74,9 +74,10 @@ impl fmt::Display for Error {
             ),
             Error::WouldDeadlock => f.write_str(
                 "blocking here would deadlock: this thread is the one that must finish the \
-                 work (its bridge loop, or its single-thread executor); .await the future \
-                 instead of blocking on it, or run the work on another loop \
-                 (bridge::worker_loop())",
+                 work (its bridge loop, or its single-thread executor), or it is inside \
+                 worker-loop work that already holds the maximum of nested blocking calls \
+                 (768); .await the future instead of blocking on it, or run the work on \
+                 another loop (bridge::worker_loop())",
             ),
             Error::Io(e) => write!(
                 f,

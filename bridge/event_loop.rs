@@ -21,11 +21,13 @@ use std::time::Duration;
 use crate::context::{self, Marked};
 use crate::error::Error;
 use crate::future::{self, ConcurrentFuture, DropOutcome};
+use crate::handoff::InboxSpawner;
+use crate::inbox::Queued;
 use crate::live;
 use crate::report::{DebugConfig, Origin};
 use crate::shared::{self, Kind, LoopHandle, LoopId, LoopShared};
 use crate::sync::plain::{Arc, OnceLock, Weak};
-use crate::task::{Guarded, Task};
+use crate::task::{Detached, Guarded, Task};
 
 /// Owns a bridge loop and the thread that drives it; dropping it closes the loop.
 ///
@@ -280,7 +282,8 @@ impl LoopBuilder {
         let (ready_tx, ready_rx) = future::promise::<LoopHandle>();
         let join = thread.spawn(move || {
             // A request/response burst from another thread is served without
-            // the loop's thread sleeping between calls (see `worker::spin_before_park`).
+            // the loop's thread sleeping between calls, and without tokio's
+            // wake-up per remote spawn (see `crate::inbox`).
             // The hook lives inside the runtime, so it holds the loop weakly:
             // owning the runtime's handle would be a cycle that leaks every
             // closed loop's runtime, with its epoll and event fds.
@@ -289,7 +292,7 @@ impl LoopBuilder {
             let rt = match current_thread_runtime()
                 .on_thread_park(move || {
                     if let Some(shared) = on_park.get().and_then(Weak::upgrade) {
-                        crate::park::spin_before_park(&shared.tokio);
+                        shared.inbox.spin_before_park(&shared.tokio);
                     }
                 })
                 .build()
@@ -304,11 +307,22 @@ impl LoopBuilder {
             live::register(shared.clone());
             ready_tx.set_result(handle);
             rt.block_on(async {
-                while !shared.is_closed() {
-                    shared.stop.notified().await;
-                }
+                let mut stop = std::pin::pin!(shared.stop.notified());
+                std::future::poll_fn(|cx| loop {
+                    // Woken by a submitter that found the loop not accepting.
+                    shared.inbox.poll_serve(cx);
+                    if shared.is_closed() {
+                        return std::task::Poll::Ready(());
+                    }
+                    if stop.as_mut().poll(cx).is_pending() {
+                        return std::task::Poll::Pending;
+                    }
+                    stop.set(shared.stop.notified());
+                })
+                .await
             });
             shared.close();
+            shared.inbox.close();
             // Dropping the runtime drops every task left, here, on this thread.
             drop(rt);
         })?;
@@ -363,6 +377,11 @@ impl LoopHandle {
     /// loop (also one made before a `fork()`, in the child) the future is
     /// already resolved to `Err(LoopClosed)`.
     ///
+    /// On a [`Loop`], work starts in the order it was submitted, and its
+    /// first poll may run inline on the loop's thread, outside any tokio task
+    /// (`tokio::task::try_id()` is `None` there); a future still pending
+    /// after it continues as a tokio task on the loop.
+    ///
     /// # Examples
     ///
     /// ```
@@ -396,6 +415,13 @@ impl LoopHandle {
             None => guarded.counted(&shared.stats),
         };
         let task = Task::new(guarded, promise);
+        // An owned loop takes its work through its inbox: one queue, so work
+        // starts in the order it was submitted, and no wake-up while the loop
+        // spins before parking (see `crate::inbox`).
+        if shared.kind == Kind::Owned {
+            shared.inbox.push(Queued::Boxed(Box::pin(task)));
+            return cf;
+        }
         let join = shared.tokio.spawn(task);
         cf.set_abort(join.abort_handle());
         cf
@@ -419,10 +445,22 @@ impl LoopHandle {
     /// ```
     #[track_caller]
     pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Error> {
-        if self.shared.is_closed() {
+        let shared = &self.shared;
+        if shared.is_closed() {
             return Err(Error::LoopClosed);
         }
-        drop(self.spawn(async move { f() }));
+        if shared.kind != Kind::Owned {
+            drop(self.spawn(async move { f() }));
+            return Ok(());
+        }
+        // One allocation, no `ConcurrentFuture`; in order with earlier calls.
+        let location = Location::caller();
+        let origin = Origin::when(shared.debug.enabled(), location, &shared.name);
+        let guarded = Guarded::new(async move { f() }, origin.clone(), shared.debug.slow_poll())
+            .counted(&shared.stats);
+        shared
+            .inbox
+            .push(Queued::Boxed(Box::pin(Detached::new(guarded, origin))));
         Ok(())
     }
 
@@ -476,7 +514,16 @@ impl LoopHandle {
             },
             Kind::Owned | Kind::Run => guarded.counted(&shared.stats),
         };
-        crate::scoped::block_on(&shared.tokio, guarded, location, target.as_ref(), None)
+        if shared.kind == Kind::Owned {
+            // Through the inbox, in order with every other submission.
+            let spawner = InboxSpawner {
+                inbox: &shared.inbox,
+                caller: location,
+                target: target.as_ref(),
+            };
+            return crate::scoped::block_on_with(&spawner, guarded, None);
+        }
+        crate::handoff::block_on(&shared.tokio, guarded, location, target.as_ref(), None)
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::completion::{
@@ -124,6 +124,11 @@ impl<T> Promise<T> {
 
     fn inner(&self) -> &Inner<T> {
         self.inner.as_ref().expect("promise used after completion")
+    }
+
+    /// Wakes `waker` when the future is cancelled (now, if it already is).
+    pub(crate) fn set_cancel_waker(&self, waker: &Waker) {
+        self.inner().set_cancel_waker(waker)
     }
 
     /// Publishes the outcome: wakes every waiter and runs every done-callback

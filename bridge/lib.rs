@@ -99,28 +99,31 @@
 //! ```text
 //! entry points   entry  limiter  iter_blocking  executor_stream  loom_api
 //! loops, pools   event_loop  worker  executor
-//! tasks          task  scoped  pool
-//! futures        future  completion  stream_channel
+//! tasks          task  pool
+//! futures        future  stream_channel  handoff
 //! blocking       wait
 //! process-wide   watchdog  live
 //! per-thread     context
-//! a loop         shared
+//! a loop         shared  inbox
+//! cores          completion  scoped
 //! primitives     sync  fork  error  park  report  stats
 //! ```
 //!
 //! From the bottom: `sync` names every atomic and lock (loom's under
 //! `--cfg bridge_loom`); `park` is the waiting strategy (spin, then park);
 //! `report` is the small interface through which everything reports in
-//! debug mode; `stats` are a loop's counters. `shared` is the state a loop's
-//! handles share, `context` what runs on this thread, `live` the list of
-//! live loops, `watchdog` the hang reports. `wait` holds the "never stall a
-//! loop while blocking" rule that every synchronous wait goes through.
-//! `future` is [`ConcurrentFuture`] (its state machine: `completion`);
-//! `task` the wrapper every spawned task runs in; `scoped` the borrowing
-//! hand-off. The worker loop registers
-//! itself with `context` when it starts, so nothing below `worker` imports
-//! it. `.ci/module-graph` prints the import graph and checks it against
-//! this diagram.
+//! debug mode; `stats` are a loop's counters. The two cores with `unsafe`:
+//! `completion`, the state machine behind [`ConcurrentFuture`], and
+//! `scoped`, the lifetime erasure of a borrowing hand-off. `shared` is the
+//! state a loop's handles share, with its `inbox` (the queue into a
+//! [`Loop`]); `context` what runs on this thread; `live` the list of live
+//! loops; `watchdog` the hang reports. `wait` holds the "never stall a loop
+//! while blocking" rule that every synchronous wait goes through, and
+//! `handoff` blocks on a loop running a borrowing future. `task` is the
+//! wrapper every spawned task runs in. The worker loop registers itself
+//! with `context` when it starts, so nothing below `worker` imports it.
+//! `.ci/module-graph` prints the import graph and checks it against this
+//! diagram.
 
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
@@ -135,6 +138,8 @@ mod executor;
 mod executor_stream;
 mod fork;
 mod future;
+mod handoff;
+mod inbox;
 mod iter_blocking;
 mod limiter;
 mod live;

@@ -103,3 +103,74 @@ where
     let deadline = timeout.then(std::time::Instant::now);
     crate::scoped::block_on_with(&Adapter(spawner), async move { Ok(fut.await) }, deadline)
 }
+
+/// A loop's inbox (bridge/inbox.rs), for the models of its hand-shake
+/// between submitters and the loop's thread.
+pub struct ModelInbox(crate::inbox::Inbox);
+
+/// A job that runs a closure when the loop takes it, and reports its drop
+/// (run or not) to `dropped`.
+struct Call {
+    f: Option<Box<dyn FnOnce() + Send>>,
+    dropped: std::sync::Arc<dyn Fn() + Send + Sync>,
+}
+
+impl crate::inbox::Job for Call {
+    fn poll_job(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if let Some(f) = self.f.take() {
+            f();
+        }
+        std::task::Poll::Ready(())
+    }
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+    fn on_cancel_wake(&self, _: &std::task::Waker) {}
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        (self.dropped)();
+    }
+}
+
+impl Default for ModelInbox {
+    fn default() -> Self {
+        ModelInbox(crate::inbox::Inbox::new())
+    }
+}
+
+impl ModelInbox {
+    /// Submits a job that runs `run` on the loop; `dropped` is called when
+    /// the job is dropped, whether it ran or not.
+    pub fn push(
+        &self,
+        run: impl FnOnce() + Send + 'static,
+        dropped: std::sync::Arc<dyn Fn() + Send + Sync>,
+    ) {
+        self.0.push(crate::inbox::Queued::Boxed(Box::pin(Call {
+            f: Some(Box::new(run)),
+            dropped,
+        })))
+    }
+
+    /// The loop's pre-park spin (under loom: one look, then stop accepting).
+    pub fn spin(&self) {
+        self.0.spin_before_park_with(|| false)
+    }
+
+    /// The loop's `block_on` future polled with `waker`: registers it (the
+    /// submitters' wake-up) and runs what is queued.
+    pub fn serve(&self, waker: &std::task::Waker) {
+        self.0
+            .poll_serve(&mut std::task::Context::from_waker(waker))
+    }
+
+    /// The loop stops: what is queued is dropped, later submissions too.
+    pub fn close(&self) {
+        self.0.close()
+    }
+}

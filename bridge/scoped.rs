@@ -41,15 +41,13 @@
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::error::{Error, PanicError};
-use crate::park;
-use crate::report::Origin;
 use crate::sync::UnsafeCell;
 
 /// The caller's half: the borrowed future and the slot for its outcome, in
@@ -275,55 +273,4 @@ where
         // Unreachable by the rule above; say so rather than pretend.
         None => Err(Error::Cancelled),
     }
-}
-
-/// A tokio runtime as a [`Spawner`]: the caller waits on the join handle
-/// with the crate's waiting strategy, inside a blocking region (so a wait on
-/// the worker loop's own thread first moves its core away).
-pub(crate) struct Tokio<'a> {
-    pub(crate) runtime: &'a tokio::runtime::Handle,
-    pub(crate) caller: &'static Location<'static>,
-    /// Names the work in debug reports of the wait.
-    pub(crate) target: Option<&'a Origin>,
-}
-
-impl Spawner for Tokio<'_> {
-    type Join = tokio::task::JoinHandle<()>;
-
-    fn spawn(&self, task: ScopedTask) -> Self::Join {
-        self.runtime.spawn(task)
-    }
-
-    fn wait(&self, join: &mut Self::Join, deadline: Option<Instant>) -> bool {
-        // `unconstrained`: inside a runtime, tokio's task budget would otherwise
-        // make the join handle return `Pending` forever to a thread that blocks.
-        crate::wait::blocking_region_for(self.caller, self.target, || {
-            park::block_on_until(tokio::task::unconstrained(join), deadline)
-        })
-        .is_some()
-    }
-
-    fn abort(&self, join: &Self::Join) {
-        join.abort();
-    }
-}
-
-/// [`block_on_with`] on a tokio runtime.
-pub(crate) fn block_on<'a, T, F>(
-    runtime: &tokio::runtime::Handle,
-    fut: F,
-    caller: &'static Location<'static>,
-    target: Option<&Origin>,
-    deadline: Option<Instant>,
-) -> Result<T, Error>
-where
-    F: Future<Output = Result<T, Error>> + Send + 'a,
-    T: Send + 'a,
-{
-    let spawner = Tokio {
-        runtime,
-        caller,
-        target,
-    };
-    block_on_with(&spawner, fut, deadline)
 }

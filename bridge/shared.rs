@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::thread::ThreadId;
 
+use crate::inbox::Inbox;
 use crate::report::DebugConfig;
 use crate::stats::LoopStats;
 use crate::sync::plain::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
@@ -88,6 +89,9 @@ pub(crate) struct LoopShared {
     driver_no: AtomicU64,
     /// Tells an owned loop's thread to stop.
     pub(crate) stop: tokio::sync::Notify,
+    /// Work handed to an owned loop's thread while it spins before parking
+    /// (see [`crate::inbox`]); unused by the other kinds.
+    pub(crate) inbox: Inbox,
     /// The process generation it was made in ([`crate::fork`]): in a forked
     /// child its thread is gone, and the loop counts as closed.
     generation: u64,
@@ -112,6 +116,7 @@ impl LoopShared {
             thread: Mutex::new(std::thread::current().id()),
             driver_no: AtomicU64::new(thread_no()),
             stop: tokio::sync::Notify::new(),
+            inbox: Inbox::new(),
             generation: crate::fork::watch(),
         });
         if debug.enabled() {

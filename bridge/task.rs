@@ -7,11 +7,12 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::error::{Error, PanicError};
 use crate::future::{DropOutcome, Promise};
+use crate::inbox::Job;
 use crate::report::Origin;
 use crate::shared::LoopShared;
 use crate::stats::{LoopStats, TaskCount};
@@ -144,4 +145,63 @@ impl<F: Future> Future for Task<F> {
         }
         Poll::Ready(())
     }
+}
+
+impl<F> Job for Task<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll(cx)
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.promise.as_ref().is_some_and(Promise::is_cancelled)
+    }
+
+    fn on_cancel_wake(&self, waker: &Waker) {
+        if let Some(p) = &self.promise {
+            p.set_cancel_waker(waker);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A spawned future nobody waits for (`call_soon_threadsafe`): its panic,
+    /// caught, is reported in debug mode, as for a dropped `ConcurrentFuture`.
+    pub(crate) struct Detached<F> {
+        #[pin]
+        fut: Guarded<F>,
+        origin: Option<Origin>,
+    }
+}
+
+impl<F: Future> Detached<F> {
+    pub(crate) fn new(fut: Guarded<F>, origin: Option<Origin>) -> Self {
+        Detached { fut, origin }
+    }
+}
+
+impl<F> Job for Detached<F>
+where
+    F: Future + Send + 'static,
+{
+    fn poll_job(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(Error::Panicked(p))) => {
+                crate::report::unread_panic(this.origin.as_ref(), p.message());
+                Poll::Ready(())
+            }
+            Poll::Ready(_) => Poll::Ready(()),
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+
+    fn on_cancel_wake(&self, _: &Waker) {}
 }

@@ -31,7 +31,7 @@ use crate::park;
 use crate::report::{DebugConfig, Origin, DEFAULT_SLOW_POLL};
 use crate::shared::{self, LoopId};
 use crate::shared::{Kind, LoopHandle, LoopShared};
-use crate::sync::plain::{Arc, Mutex, OnceLock};
+use crate::sync::plain::{Arc, AtomicBool, Mutex, OnceLock, Ordering};
 use crate::task::Guarded;
 
 /// The worker loop's runtime (never dropped) and its handle.
@@ -48,6 +48,11 @@ static WORKER: OnceLock<Worker> = OnceLock::new();
 /// fails (or panics: the lock is not poisoned) leaves `WORKER` empty for
 /// the next caller to retry.
 static STARTING: Mutex<()> = Mutex::new(());
+
+/// Whether the worker's thread has stopped spinning and parks (or sleeps):
+/// a hand-off then pays its wake-up, and the caller's wait spins through it
+/// (see [`park::WAKE_UP_SPIN`]). A hint: it may be stale either way.
+static ASLEEP: AtomicBool = AtomicBool::new(false);
 
 fn start() -> Result<Worker, Error> {
     crate::fork::watch();
@@ -71,10 +76,17 @@ fn start() -> Result<Worker, Error> {
         .on_thread_park(move || {
             record(&on_park);
             if let Some(shared) = on_park.get() {
-                park::spin_before_park(&shared.tokio);
+                if !park::spin_before_park(&shared.tokio) {
+                    // ORDERING: Relaxed: a hint for callers (see `ASLEEP`).
+                    ASLEEP.store(true, Ordering::Relaxed);
+                }
             }
         })
-        .on_thread_unpark(move || record(&on_unpark))
+        .on_thread_unpark(move || {
+            // ORDERING: Relaxed: a hint (see `ASLEEP`).
+            ASLEEP.store(false, Ordering::Relaxed);
+            record(&on_unpark)
+        })
         .build()?;
     let shared = LoopShared::new(
         "bridge-worker".into(),
@@ -215,5 +227,9 @@ where
     let guarded = Guarded::new(fut, origin, shared.debug.slow_poll())
         .counted_static(&shared.stats)
         .driven_by(shared);
-    crate::scoped::block_on(&shared.tokio, guarded, caller, target.as_ref(), deadline)
+    // ORDERING: Relaxed: a hint (see `ASLEEP`).
+    if ASLEEP.load(Ordering::Relaxed) {
+        park::expect_wake_up();
+    }
+    crate::handoff::block_on(&shared.tokio, guarded, caller, target.as_ref(), deadline)
 }

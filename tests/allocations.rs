@@ -5,7 +5,14 @@
 //!   most 1 allocation per call, counted on the calling thread and on the
 //!   worker loop's thread together;
 //! * `block_on_safe(ready)` (and a future that yields once) with no loop
-//!   running: no allocation after the first call on a thread.
+//!   running: no allocation after the first call on a thread;
+//! * from a plain thread to a warm bridge `Loop`: `LoopHandle::spawn(ready)`
+//!   then `wait`, and `run_coroutine_threadsafe` then `wait`, at most 2
+//!   allocations per call (the `ConcurrentFuture`'s shared state and the
+//!   boxed job of the loop's inbox); `LoopHandle::block_on(ready)` at most 1
+//!   (the future stays in the caller's frame; the state the caller waits
+//!   on); `call_soon_threadsafe` at most 1 (the boxed callback); counted on
+//!   the caller and on the loop's thread.
 //!
 //! Only threads that opted in are counted, so libtest's own threads and the
 //! other tests of this binary cannot disturb a measurement.
@@ -157,6 +164,100 @@ fn block_on_safe_yielding_allocates_nothing_when_warm() {
     assert_eq!(
         allocs, 0,
         "block_on_safe(yielding future) allocated when warm"
+    );
+}
+
+/// A warm `Loop` whose thread is counted too.
+fn counted_loop() -> bridge::Loop {
+    let lp = bridge::Loop::new().unwrap();
+    lp.handle()
+        .block_on(async { COUNTED.with(|c| c.set(true)) })
+        .unwrap();
+    for i in 0..100u32 {
+        assert_eq!(lp.handle().spawn(async move { i }).wait().unwrap(), i);
+    }
+    lp
+}
+
+/// Asserts at most `budget` allocations per call of `op` (which returns
+/// its result, checked) to a warm `Loop`, counted on both threads.
+fn assert_loop_budget(what: &str, budget: u64, op: impl Fn(&bridge::LoopHandle, u32) -> u32) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lp = counted_loop();
+    let h = lp.handle();
+    for i in 0..100 {
+        assert_eq!(op(&h, i), i);
+    }
+    let n = 1000;
+    let mut sum = 0u64;
+    let allocs = count(n, || {
+        sum += u64::from(op(&h, 3));
+    });
+    assert_eq!(sum, 3 * n);
+    assert!(
+        allocs <= budget * n,
+        "{what} made {allocs} allocations in {n} calls (budget: {budget} per call)"
+    );
+}
+
+#[test]
+fn loop_spawn_ready_then_wait_allocates_at_most_twice_per_call() {
+    assert_loop_budget("LoopHandle::spawn(ready).wait()", 2, |h, i| {
+        h.spawn(async move { black_box(i) }).wait().unwrap()
+    });
+}
+
+#[test]
+fn run_coroutine_threadsafe_ready_then_wait_allocates_at_most_twice_per_call() {
+    assert_loop_budget("run_coroutine_threadsafe(ready, h).wait()", 2, |h, i| {
+        bridge::run_coroutine_threadsafe(async move { black_box(i) }, h)
+            .wait()
+            .unwrap()
+    });
+}
+
+#[test]
+fn loop_handle_block_on_ready_allocates_at_most_once_per_call() {
+    // The future stays in the caller's frame; the one allocation is the
+    // state the caller waits on.
+    assert_loop_budget("LoopHandle::block_on(ready)", 1, |h, i| {
+        h.block_on(async move { black_box(i) }).unwrap()
+    });
+}
+
+#[test]
+fn call_soon_threadsafe_allocates_at_most_once_per_call() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lp = counted_loop();
+    let h = lp.handle();
+    let ran = std::sync::Arc::new(AtomicU64::new(0));
+    let n = 1000;
+    // Warm the queue's capacity with the same burst, then count one. Its
+    // two buffers (one filled while the other is run) keep their capacity,
+    // and each grows by doubling until it holds the largest burst: a few
+    // allocations in all, which the budget allows for.
+    let mut allocs = 0;
+    let rounds = 3;
+    for round in 0..rounds {
+        let r = ran.clone();
+        let burst = count(n, || {
+            let r = r.clone();
+            h.call_soon_threadsafe(move || {
+                r.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        });
+        // The clone of `r` above is an `Arc` clone: no allocation. Wait for
+        // the burst to have run (uncounted).
+        h.block_on(async {}).unwrap();
+        if round == rounds - 1 {
+            allocs = burst;
+        }
+    }
+    assert_eq!(ran.load(Ordering::Relaxed), rounds * n);
+    assert!(
+        allocs <= n + 16,
+        "call_soon_threadsafe made {allocs} allocations in {n} calls (budget: 1 per call)"
     );
 }
 

@@ -171,7 +171,14 @@ fn the_debug_watchdog_restarts_in_the_child() {
         || {
             // A watched wait starts the watchdog in the parent.
             let lp = Loop::builder().name("watched").build().unwrap();
-            let _ = lp.handle().spawn(async { 1 }).wait();
+            // Not ready at once, so the wait really waits (and is watched).
+            let _ = lp
+                .handle()
+                .spawn(async {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    1
+                })
+                .wait();
             check(has_thread("bridge-watchdog"), "no watchdog in the parent")?;
             child::in_forked_child(FORK_TIMEOUT, || {
                 check(
