@@ -37,8 +37,6 @@
 //! A hand-off costs what a `'static` one does: one task allocation (the
 //! task is two words and a flag; the future itself is not copied).
 
-#![allow(unsafe_code)]
-
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -73,6 +71,7 @@ trait Run {
     fn abandon(&mut self);
 }
 
+#[allow(unsafe_code)]
 impl<T, F> Run for Frame<F>
 where
     F: Future<Output = Result<T, Error>>,
@@ -113,6 +112,7 @@ where
     }
 }
 
+#[allow(unsafe_code)]
 impl<F: Future> Frame<F> {
     fn store(&mut self, outcome: F::Output) {
         // SAFETY: only the task writes, once, while the caller waits and does
@@ -148,10 +148,12 @@ pub(crate) struct ScopedTask {
     live: bool,
 }
 
+#[allow(unsafe_code)]
 // SAFETY: the frame is `Send` (checked where the pointer is made, in
 // `block_on`), and the task is its only user until the caller reads it back.
 unsafe impl Send for ScopedTask {}
 
+#[allow(unsafe_code)]
 impl Future for ScopedTask {
     type Output = ();
 
@@ -170,6 +172,7 @@ impl Future for ScopedTask {
     }
 }
 
+#[allow(unsafe_code)]
 impl Drop for ScopedTask {
     fn drop(&mut self) {
         if self.live {
@@ -231,6 +234,7 @@ impl<S: Spawner> Drop for Finish<'_, S> {
 ///
 /// `fut` may borrow from the caller: see the module docs for why that is
 /// sound.
+#[allow(unsafe_code)]
 pub(crate) fn block_on_with<'a, T, F, S>(
     spawner: &S,
     fut: F,
