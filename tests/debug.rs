@@ -5,6 +5,9 @@
 //! marker unique to its test (a loop name or a panic message), so the tests
 //! of this binary may run in parallel.
 
+#[allow(unused_macros)]
+#[macro_use]
+mod common;
 mod debug_support;
 
 use std::time::Duration;
@@ -358,25 +361,6 @@ fn a_debug_loop_probes_only_while_it_has_tasks() {
 
 // ---- issue 11: no process-wide panic hook, no panic probe ----
 
-/// Runs this test binary again with only `test` selected and `env` set, so
-/// a crash fails the test instead of the run, and a panic hook stays the
-/// child's own. Returns the child's stdout.
-fn in_child_process(test: &str, env: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {test} failed: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// The crate's first blocking call made while the thread unwinds (a `Loop`
 /// dropped by a panicking task) used to install a panic hook there, which
 /// aborts the process. And no call of the crate panics to ask tokio a
@@ -385,7 +369,7 @@ fn in_child_process(test: &str, env: &str) -> String {
 fn no_panic_hook_and_no_probe_panics() {
     const ENV: &str = "BRIDGE_TEST_NO_HOOK";
     if std::env::var_os(ENV).is_none() {
-        let out = in_child_process("no_panic_hook_and_no_probe_panics", ENV);
+        let out = common::in_child_process("no_panic_hook_and_no_probe_panics", &[(ENV, "1")]);
         assert!(out.contains("child: ok"), "{out}");
         return;
     }

@@ -653,31 +653,6 @@ fn inline_block_on_safe_leaves_the_thread_free() {
 
 // ---- from a thread-local destructor (thread teardown) ----
 
-/// Runs this test binary again with only `test` selected and `BRIDGE_TEST_CHILD`
-/// set, so a crash (an abort from a panic in a thread-local destructor) fails
-/// the parent test instead of killing the whole run. Returns the child's stdout.
-fn in_child_process(test: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            test,
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("BRIDGE_TEST_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {test} failed: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// Calls every entry point from its destructor and reports the results.
 struct AtExit(std::sync::mpsc::Sender<(u32, u32, u32)>);
 
@@ -732,7 +707,10 @@ fn entry_points_work_in_a_thread_local_destructor() {
     if std::env::var_os("BRIDGE_TEST_CHILD").is_some() {
         return thread_local_destructor_case(false);
     }
-    let out = in_child_process("entry_points_work_in_a_thread_local_destructor");
+    let out = common::in_child_process(
+        "entry_points_work_in_a_thread_local_destructor",
+        &[("BRIDGE_TEST_CHILD", "1")],
+    );
     assert!(out.contains("CHILD-OK (1, 2, 3)"), "{out}");
 }
 
@@ -741,6 +719,9 @@ fn entry_points_work_in_a_late_thread_local_destructor() {
     if std::env::var_os("BRIDGE_TEST_CHILD").is_some() {
         return thread_local_destructor_case(true);
     }
-    let out = in_child_process("entry_points_work_in_a_late_thread_local_destructor");
+    let out = common::in_child_process(
+        "entry_points_work_in_a_late_thread_local_destructor",
+        &[("BRIDGE_TEST_CHILD", "1")],
+    );
     assert!(out.contains("CHILD-OK (1, 2, 3)"), "{out}");
 }

@@ -828,23 +828,11 @@ every_context!(run_in_executor_everywhere, |_ctx| {
 /// Set in the child process that runs one of the tests below for real.
 const CHILD: &str = "BRIDGE_EXECUTOR_TEST_CHILD";
 
-/// Runs this test binary again with only `test` selected, `CHILD` set and
-/// `env` added, so that an abort (a panic while panicking, a double release
-/// in a debug build) fails this test instead of killing the whole run.
+/// Runs `test` in a child process with [`CHILD`] and `env` set.
 fn in_child_process(test: &str, env: &[(&str, &str)]) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "child {test} failed: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec![(CHILD, "1")];
+    all.extend_from_slice(env);
+    common::in_child_process(test, &all);
 }
 
 fn is_child() -> bool {

@@ -618,25 +618,6 @@ fn a_current_thread_task_that_entered_a_multi_thread_runtime_blocks_without_a_pa
     });
 }
 
-/// Runs this test binary again with only `test` selected and `env` set, so
-/// that what the test exhausts (the worker's threads) or could crash is its
-/// own. Returns the child's stdout.
-fn in_child_process(test: &str, env: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {test} failed: {:?}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 /// 900 blocking calls in flight at once inside worker-loop work: past
 /// tokio's default of 512 blocking threads, where the worker loop used to
 /// stop for the whole process. Each call completes or is refused with
@@ -646,9 +627,9 @@ fn in_child_process(test: &str, env: &str) -> String {
 fn nested_blocking_calls_past_tokios_thread_cap_never_stop_the_worker() {
     const ENV: &str = "BRIDGE_TEST_NESTED_CAP";
     if std::env::var_os(ENV).is_none() {
-        let out = in_child_process(
+        let out = common::in_child_process(
             "nested_blocking_calls_past_tokios_thread_cap_never_stop_the_worker",
-            ENV,
+            &[(ENV, "1")],
         );
         assert!(out.contains("nested: "), "{out}");
         return;

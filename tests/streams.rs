@@ -862,22 +862,6 @@ static ALLOCATOR: Counting = Counting;
 
 const CHILD: &str = "BRIDGE_STREAMS_ALLOC_CHILD";
 
-/// Runs `test` alone in a child process with [`CHILD`] set.
-fn in_child_process(test: &str) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "child {test} failed: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Heap allocations (on every thread) while `f` runs.
 fn allocations(f: impl FnOnce()) -> u64 {
     ALLOCS.store(0, Ordering::SeqCst);
@@ -899,7 +883,11 @@ const ONE_TIME: u64 = 16;
 #[test]
 fn items_allocate_nothing_in_the_steady_state() {
     if std::env::var_os(CHILD).is_none() {
-        return in_child_process("items_allocate_nothing_in_the_steady_state");
+        common::in_child_process(
+            "items_allocate_nothing_in_the_steady_state",
+            &[(CHILD, "1")],
+        );
+        return;
     }
     // sync <- async
     let mut it = bridge::iter_blocking(stream::iter(0u64..));

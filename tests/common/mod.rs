@@ -350,3 +350,30 @@ pub async fn tcp_and_timer(n: u32) -> u32 {
         .expect_err("a pending future times out");
     echoed
 }
+
+/// Runs this test binary again with only `test` selected (ignored or not)
+/// and `env` set, so that a crash or an abort in the child (a panic while
+/// panicking, a double release in a debug build, a hang-turned-abort) fails
+/// the calling test instead of killing the whole run. Returns the child's
+/// stdout; fails if the child did not succeed.
+pub fn in_child_process(test: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            test,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .expect("re-run this test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {test} failed: {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
