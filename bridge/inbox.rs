@@ -123,6 +123,11 @@ pub(crate) struct Inbox {
     waker: Mutex<Option<Waker>>,
     /// 1 while the loop's thread polls a job inline (for [`pending`](Self::pending)).
     running: AtomicUsize,
+    /// Odd while the loop's thread moves a job between the places
+    /// [`live_tasks`](Self::live_tasks) counts (queue, batch, running, a
+    /// tokio task): a count read between two equal even values saw each job
+    /// exactly once.
+    moving: AtomicUsize,
 }
 
 impl Inbox {
@@ -135,7 +140,17 @@ impl Inbox {
             batch: Mutex::new(VecDeque::with_capacity(8)),
             waker: Mutex::new(None),
             running: AtomicUsize::new(0),
+            moving: AtomicUsize::new(0),
         }
+    }
+
+    /// Runs `f`, which moves a job from one counted place to another, with
+    /// `moving` odd meanwhile.
+    fn moving<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.moving.fetch_add(1, Ordering::SeqCst);
+        let r = f();
+        self.moving.fetch_add(1, Ordering::SeqCst);
+        r
     }
 
     /// Queues `job` for the loop and makes sure it runs: at once if the loop
@@ -250,35 +265,60 @@ impl Inbox {
         // `fetch_or(NOTIFIED)`, so their queueing is visible below.
         self.state.fetch_and(!NOTIFIED, Ordering::AcqRel);
         let mut n = 0;
-        {
+        self.moving(|| {
             let mut batch = self.batch.lock();
             std::mem::swap(&mut *self.queue.lock(), &mut *batch);
-        }
+        });
         let mut spawned = false;
         // One job at a time, outside the lock (a job may submit to this
         // loop, or count its tasks): the guard is dropped before the job runs.
         loop {
-            let next = self.batch.lock().pop_front();
+            let next = self.moving(|| {
+                let job = self.batch.lock().pop_front();
+                if job.is_some() {
+                    // ORDERING: Relaxed: read only between two SeqCst reads
+                    // of `moving` (see `live_tasks`).
+                    self.running.store(1, Ordering::Relaxed);
+                }
+                job
+            });
             let Some(job) = next else { break };
             n += 1;
-            // ORDERING: Relaxed: a count for `pending`, which publishes nothing.
-            // Cleared after `run`: a job that became a tokio task is counted
-            // twice for the instant of its spawn, never zero times.
-            self.running.store(1, Ordering::Relaxed);
-            spawned |= run(job);
+            // A job still pending after its inline poll becomes a tokio task:
+            // counted as running until then, as a task from then on.
+            spawned |= run(job, |spawn| {
+                self.moving(|| {
+                    spawn();
+                    // ORDERING: Relaxed: as above.
+                    self.running.store(0, Ordering::Relaxed);
+                })
+            });
+            // ORDERING: Relaxed: as above (a finished job stops counting).
             self.running.store(0, Ordering::Relaxed);
         }
         (n, spawned)
     }
 
-    /// Jobs not yet run, or being run inline: live work that is not (yet) a
-    /// tokio task, for [`LoopInfo::tasks`](crate::LoopInfo::tasks).
-    pub(crate) fn pending(&self) -> usize {
-        // One lock at a time: `run_batch` takes `batch`, then `queue`.
-        let queued = self.queue.lock().len();
-        let queued = queued + self.batch.lock().len();
-        // ORDERING: Relaxed: see `run_batch`.
-        queued + self.running.load(Ordering::Relaxed)
+    /// The loop's live tasks: `alive()` (tokio's count of its tasks) plus
+    /// the jobs queued here or being run inline, each job counted exactly
+    /// once even while the loop's thread moves it from one place to another,
+    /// for [`LoopInfo::tasks`](crate::LoopInfo::tasks).
+    pub(crate) fn live_tasks(&self, alive: impl Fn() -> usize) -> usize {
+        loop {
+            let before = self.moving.load(Ordering::SeqCst);
+            if before % 2 == 0 {
+                let tasks = alive();
+                // One lock at a time: `run_batch` takes `batch`, then `queue`.
+                let queued = self.queue.lock().len() + self.batch.lock().len();
+                // ORDERING: Relaxed: between the two SeqCst reads of `moving`.
+                let running = self.running.load(Ordering::Relaxed);
+                if self.moving.load(Ordering::SeqCst) == before {
+                    return tasks + queued + running;
+                }
+            }
+            // A move takes a few instructions: wait it out.
+            crate::sync::yield_now();
+        }
     }
 
     /// Stops the inbox for good (the loop's thread, when the loop stops):
@@ -297,7 +337,8 @@ impl Inbox {
 /// Polls `job` once, inline, on the loop's thread (inside its runtime
 /// context, so it may spawn, use timers and I/O); if it is still pending,
 /// hands it to tokio as a task. Returns whether it became a task.
-fn run(mut job: Queued) -> bool {
+/// `transfer` wraps the spawn, so a counter sees the job in one place.
+fn run(mut job: Queued, transfer: impl FnOnce(&mut dyn FnMut())) -> bool {
     if job.is_cancelled() {
         return false;
     }
@@ -309,10 +350,15 @@ fn run(mut job: Queued) -> bool {
     if job.poll_job(&mut cx).is_ready() {
         return false;
     }
-    drop(tokio::spawn(JobTask {
-        job,
-        registered: false,
-    }));
+    let mut job = Some(job);
+    transfer(&mut || {
+        if let Some(job) = job.take() {
+            drop(tokio::spawn(JobTask {
+                job,
+                registered: false,
+            }));
+        }
+    });
     true
 }
 

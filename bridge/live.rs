@@ -121,10 +121,10 @@ impl LoopInfo {
     /// ```
     pub fn tasks(&self) -> usize {
         // The lag probe is the crate's own, not the user's.
-        let alive = self.shared.tokio.metrics().num_alive_tasks();
         // Work in a `Loop`'s inbox is live before (or without) being a task.
-        let queued = self.shared.inbox.pending();
-        (alive + queued).saturating_sub(self.shared.stats.probes())
+        let metrics = self.shared.tokio.metrics();
+        let live = self.shared.inbox.live_tasks(|| metrics.num_alive_tasks());
+        live.saturating_sub(self.shared.stats.probes())
     }
 
     /// Tasks spawned on this loop through this crate so far

@@ -14,7 +14,7 @@
 mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
-    pub(crate) use std::thread::{current as current_thread, Thread};
+    pub(crate) use std::thread::{current as current_thread, yield_now, Thread};
 
     /// A lock that is never poisoned (`parking_lot`).
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;

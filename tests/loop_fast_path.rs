@@ -223,3 +223,21 @@ fn many_threads_submitting_while_the_loop_closes_all_resolve() {
         });
     }
 }
+
+/// A job moving from the inbox to a tokio task is counted once, never
+/// twice and never zero times, whenever `LoopInfo::tasks` looks.
+#[test]
+fn tasks_counts_each_job_exactly_once_while_it_moves() {
+    let lp = bridge::Loop::builder().name("count-once").build().unwrap();
+    let h = lp.handle();
+    let info = bridge::loops()
+        .into_iter()
+        .find(|l| l.id() == h.id())
+        .unwrap();
+    let mut kept = Vec::new();
+    for i in 0..300 {
+        kept.push(h.spawn(std::future::pending::<()>()));
+        assert_eq!(info.tasks(), i + 1, "after spawn {}", i + 1);
+    }
+    drop(kept);
+}
