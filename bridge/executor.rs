@@ -46,7 +46,8 @@ use std::time::Duration;
 
 use crate::error::{Error, PanicError};
 use crate::future::{pair, ConcurrentFuture, DropOutcome, Promise};
-use crate::pool::{contain, Config, Job, Shared, ThreadName, MAX_THREADS};
+use crate::pool::{contain, Config, Shared, ThreadName, MAX_THREADS};
+use crate::pool_state::Job;
 use crate::shared;
 use crate::sync::plain::{Arc, Mutex, OnceLock};
 

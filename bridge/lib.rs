@@ -106,7 +106,7 @@
 //! per-thread     context
 //! a loop         shared  inbox
 //! cores          completion  scoped
-//! primitives     sync  fork  error  park  report  stats
+//! primitives     sync  fork  error  park  report  stats  pool_state
 //! ```
 //!
 //! From the bottom: `sync` names every atomic and lock (loom's under
@@ -145,6 +145,7 @@ mod limiter;
 mod live;
 mod park;
 mod pool;
+mod pool_state;
 mod report;
 mod scoped;
 mod shared;

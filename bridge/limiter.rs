@@ -8,7 +8,8 @@ use std::fmt;
 use crate::error::Error;
 use crate::executor::{call, default_executor, Executor};
 use crate::future::ConcurrentFuture;
-use crate::pool::{contain, Job, Shared};
+use crate::pool::{contain, Shared};
+use crate::pool_state::Job;
 use crate::sync::plain::{Arc, Mutex};
 
 /// Caps how many jobs submitted through it are in flight (queued on the

@@ -104,19 +104,10 @@ use std::time::Duration;
 
 use crate::context::{self, Marked};
 use crate::error::Error;
+use crate::pool_state::{Job, State, Then};
 use crate::shared;
 use crate::sync::plain::{Arc, AtomicUsize};
 use crate::sync::{HotCondvar, HotMutex, JoinHandle, Mutex, Ordering};
-
-/// One unit of work on the queue.
-pub(crate) trait Job: Send {
-    /// Runs it and publishes its outcome, catching the panics of both. It
-    /// calls `finished` once, after the work and before publishing (where a
-    /// [`CapacityLimiter`](crate::CapacityLimiter) frees its slot).
-    fn run(self: Box<Self>, finished: &mut dyn FnMut());
-    /// Resolves it without running it.
-    fn fail(self: Box<Self>, err: Error);
-}
 
 /// How long a submitter that would wake or spawn a thread waits, instead,
 /// for a thread that is publishing its last outcome to come back idle.
@@ -124,63 +115,6 @@ const GRACE: Duration = Duration::from_micros(10);
 
 /// The most threads one pool may have.
 pub(crate) const MAX_THREADS: usize = 0x7FFF;
-
-/// The pool's state, guarded by [`Shared::state`] (see the module docs).
-struct State {
-    queue: VecDeque<Box<dyn Job>>,
-    threads: usize,
-    idle: usize,
-    parked: usize,
-    wakeups: usize,
-    closed: bool,
-}
-
-/// What a submitter does, outside the lock, after its push.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Then {
-    Nothing,
-    Wake,
-    Spawn,
-}
-
-impl State {
-    /// Idle threads that will look at the queue before they park.
-    fn awake(&self) -> usize {
-        self.idle - self.parked
-    }
-
-    /// Restores "`queue <= awake`, or no thread is parked" after the queue
-    /// grew by one job (or an awake thread went away): wakes a parked thread,
-    /// or else spawns one if `may_spawn` and there is room.
-    fn balance(&mut self, max_threads: usize, may_spawn: bool) -> Then {
-        let then = self.wanted(max_threads, may_spawn);
-        match then {
-            Then::Nothing => {}
-            Then::Wake => {
-                self.parked -= 1;
-                self.wakeups += 1;
-            }
-            Then::Spawn => {
-                self.threads += 1;
-                self.idle += 1;
-            }
-        }
-        then
-    }
-
-    /// What [`balance`](Self::balance) would do, without doing it.
-    fn wanted(&self, max_threads: usize, may_spawn: bool) -> Then {
-        if self.queue.len() <= self.awake() {
-            Then::Nothing
-        } else if self.parked > 0 {
-            Then::Wake
-        } else if may_spawn && self.threads < max_threads {
-            Then::Spawn
-        } else {
-            Then::Nothing // every thread is busy; the first one done takes it
-        }
-    }
-}
 
 /// A view of the counts, for the accessors and `Debug`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
