@@ -9,7 +9,8 @@
 //! preemption bound), the runners that put each actor on its own spawned
 //! thread in every order (`Orientation`, `race3`), `Coverage` (which outcome
 //! classes loom reached), a value that counts its drops, and a waker that
-//! counts its wakes and its release.
+//! counts its wakes and its release, and `shut_down` (a pool shut down
+//! with nothing left).
 
 #[cfg(bridge_loom)]
 pub use imp::*;
@@ -22,6 +23,18 @@ mod imp {
 
     use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use loom::sync::Arc;
+
+    /// Shuts the pool `ex` down and checks that nothing is left of it:
+    /// no thread, idle or parked count, wake-up credit or queued job.
+    pub fn shut_down(ex: bridge::Executor) {
+        let handle = ex.clone();
+        ex.shutdown();
+        assert_eq!(
+            bridge::loom_api::pool_counts(&handle),
+            (0, 0, 0, 0, 0),
+            "(threads, idle, parked, wakeups, queued)"
+        );
+    }
 
     /// Counts the drops of the [`Counted`] values it makes.
     #[derive(Clone, Debug)]

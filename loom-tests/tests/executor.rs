@@ -11,11 +11,11 @@
 
 use std::time::Duration;
 
-use bridge::loom_api::pool_counts;
 use bridge::{promise, ConcurrentFuture, Error, Executor};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
+use loom_tests::shut_down;
 
 /// Jobs running now and jobs run so far, checked against the bound.
 #[derive(Clone)]
@@ -56,17 +56,6 @@ fn pool(max: usize, idle_timeout: Duration) -> Executor {
         .max_threads(max)
         .idle_timeout(idle_timeout)
         .build()
-}
-
-/// Shuts `ex` down and checks that nothing is left.
-fn shut_down(ex: Executor) {
-    let handle = ex.clone();
-    ex.shutdown();
-    assert_eq!(
-        pool_counts(&handle),
-        (0, 0, 0, 0, 0),
-        "(threads, idle, parked, wakeups, queued)"
-    );
 }
 
 /// Two submitters race for a pool of one thread: at most one thread, both

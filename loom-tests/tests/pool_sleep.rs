@@ -20,8 +20,9 @@
 
 use std::time::Duration;
 
-use bridge::loom_api::{pool_counts, prestart};
+use bridge::loom_api::prestart;
 use bridge::{promise, Executor};
+use loom_tests::shut_down;
 
 /// Runs `model` under loom with the environment's preemption bound (CI: 2;
 /// these models start real pool threads, too many for the suite's usual
@@ -51,17 +52,6 @@ fn started_pool(max: usize, idle_timeout: Option<Duration>) -> Executor {
         .build();
     prestart(&ex, max);
     ex
-}
-
-/// Shuts `ex` down and checks that nothing is left.
-fn shut_down(ex: Executor) {
-    let handle = ex.clone();
-    ex.shutdown();
-    assert_eq!(
-        pool_counts(&handle),
-        (0, 0, 0, 0, 0),
-        "(threads, idle, parked, wakeups, queued)"
-    );
 }
 
 /// Two submitters against two parked threads (bug 1 of issue 11): the main
