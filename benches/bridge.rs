@@ -37,6 +37,8 @@ use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "support/results.rs"]
+mod results;
 use counting_alloc::{allocs_per_op, ALLOCS, COUNTING};
 
 // ---------------------------------------------------------------------------
@@ -1169,20 +1171,7 @@ fn write_extra(e: &Extra) {
         cold.join(",\n"),
         allocs.join(",\n")
     );
-    // Where criterion writes: $CRITERION_HOME, else <target dir>/criterion.
-    let dir = match std::env::var_os("CRITERION_HOME") {
-        Some(home) => std::path::PathBuf::from(home),
-        None => std::path::PathBuf::from(
-            std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
-        )
-        .join("criterion"),
-    };
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("bridge-extra.json");
-    match std::fs::write(&path, json) {
-        Ok(()) => println!("written: {}", path.display()),
-        Err(e) => println!("could not write {}: {e}", path.display()),
-    }
+    results::write("bridge-extra.json", &json);
 }
 
 criterion_group! {

@@ -34,6 +34,9 @@
 //! table and `benches/e2e.svg`. Without `--bench` (as `cargo test --benches`
 //! runs it) it only checks every way answers correctly.
 
+#[path = "support/results.rs"]
+mod results;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -625,17 +628,5 @@ fn main() {
         args.rounds,
         rows.join(",\n")
     );
-    let dir = match std::env::var_os("CRITERION_HOME") {
-        Some(home) => std::path::PathBuf::from(home),
-        None => std::path::PathBuf::from(
-            std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
-        )
-        .join("criterion"),
-    };
-    let _ = std::fs::create_dir_all(&dir);
-    let path = dir.join("e2e.json");
-    match std::fs::write(&path, json) {
-        Ok(()) => println!("written: {}", path.display()),
-        Err(e) => println!("could not write {}: {e}", path.display()),
-    }
+    results::write("e2e.json", &json);
 }
