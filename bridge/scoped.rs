@@ -79,7 +79,7 @@ where
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.started = true;
         // SAFETY: the frame is not moved while the task lives (it sits in
-        // `block_on`'s stack frame, which waits for the task), and `fut` is
+        // `block_on_with`'s stack frame, which waits for the task), and `fut` is
         // dropped only by this method or `abandon`, each of which ends the
         // task's access; so `fut` is pinned for as long as it is polled.
         let fut = unsafe { Pin::new_unchecked(&mut *self.fut) };
@@ -150,7 +150,7 @@ pub(crate) struct ScopedTask {
 
 #[allow(unsafe_code)]
 // SAFETY: the frame is `Send` (checked where the pointer is made, in
-// `block_on`), and the task is its only user until the caller reads it back.
+// `block_on_with`), and the task is its only user until the caller reads it back.
 unsafe impl Send for ScopedTask {}
 
 #[allow(unsafe_code)]
@@ -161,7 +161,7 @@ impl Future for ScopedTask {
         if !self.live {
             return Poll::Ready(());
         }
-        // SAFETY: `live` means the caller is still blocked in `block_on`
+        // SAFETY: `live` means the caller is still blocked in `block_on_with`
         // (it leaves only after this task is done), so the frame is alive
         // and nobody else touches it.
         let poll = unsafe { self.frame.as_mut() }.poll_frame(cx);
