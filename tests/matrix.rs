@@ -3,6 +3,7 @@
 //! error: never a hang, never an abort.
 //!
 //! Calls (the rows, [`CALLS`]): `run`, `block_on_safe`, `call_blocking`,
+//! `call_blocking_timeout`, `iter_blocking`,
 //! `ConcurrentFuture::wait` (a `Loop`'s work), `wait_for` (the worker loop's
 //! work), `LoopHandle::block_on`, `Executor::run` + `wait`, `run_in_executor`
 //! on the default executor, `Executor::shutdown`, dropping a `Loop`,
@@ -22,6 +23,7 @@
 //! if any case failed. `BRIDGE_MATRIX_ONLY=substring` runs only the cases
 //! whose name (`call@context`) contains it.
 
+use futures::StreamExt;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,6 +61,8 @@ const CALLS: &[(&str, Call)] = &[
     ("run", call_run),
     ("block_on_safe", call_block_on_safe),
     ("call_blocking", call_call_blocking),
+    ("call_blocking_timeout", call_call_blocking_timeout),
+    ("iter_blocking", call_iter_blocking),
     ("wait", call_wait),
     ("wait_for", call_wait_for),
     ("LoopHandle::block_on", call_loop_block_on),
@@ -248,6 +252,21 @@ fn call_block_on_safe(_: Option<PreFork>) -> Verdict {
 fn call_call_blocking(_: Option<PreFork>) -> Verdict {
     let v = bridge::call_blocking(soon(3u32));
     expect::<u32>(Ok(v), Some(3), &[])
+}
+
+fn call_call_blocking_timeout(_: Option<PreFork>) -> Verdict {
+    let borrowed = String::from("borrowed");
+    let got = bridge::call_blocking_timeout(Duration::from_secs(20), async {
+        soon(()).await;
+        borrowed.len()
+    });
+    expect(got, Some(8), &[])
+}
+
+fn call_iter_blocking(_: Option<PreFork>) -> Verdict {
+    let stream = futures::stream::iter(0..3u32).then(soon);
+    let got: Vec<u32> = bridge::iter_blocking(stream).collect();
+    expect::<Vec<u32>>(Ok(got), Some(vec![0, 1, 2]), &[])
 }
 
 fn call_wait(pre: Option<PreFork>) -> Verdict {
