@@ -332,7 +332,13 @@ impl LoopShared {
     pub(crate) fn close(&self) {
         if self.mark_closed() {
             unregister(self.id);
-            self.stop.notify_one();
+            // In a forked child the loop's thread does not exist, and what it
+            // left registered (the stop `Notify`'s waiter node) lives on its
+            // stack, which the child's own new threads may reuse: waking it
+            // would follow a dangling pointer. There is nobody to wake.
+            if !self.is_stale() {
+                self.stop.notify_one();
+            }
         }
     }
 }

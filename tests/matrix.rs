@@ -3,7 +3,7 @@
 //! error: never a hang, never an abort.
 //!
 //! Calls (the rows, [`CALLS`]): `run`, `block_on_safe`, `call_blocking`,
-//! `call_blocking_timeout`, `iter_blocking`,
+//! `call_blocking_timeout`, `iter_blocking`, `stream_in_executor`,
 //! `ConcurrentFuture::wait` (a `Loop`'s work), `wait_for` (the worker loop's
 //! work), `LoopHandle::block_on`, `Executor::run` + `wait`, `run_in_executor`
 //! on the default executor, `Executor::shutdown`, dropping a `Loop`,
@@ -63,6 +63,7 @@ const CALLS: &[(&str, Call)] = &[
     ("call_blocking", call_call_blocking),
     ("call_blocking_timeout", call_call_blocking_timeout),
     ("iter_blocking", call_iter_blocking),
+    ("stream_in_executor", call_stream_in_executor),
     ("wait", call_wait),
     ("wait_for", call_wait_for),
     ("LoopHandle::block_on", call_loop_block_on),
@@ -266,6 +267,20 @@ fn call_call_blocking_timeout(_: Option<PreFork>) -> Verdict {
 fn call_iter_blocking(_: Option<PreFork>) -> Verdict {
     let stream = futures::stream::iter(0..3u32).then(soon);
     let got: Vec<u32> = bridge::iter_blocking(stream).collect();
+    expect::<Vec<u32>>(Ok(got), Some(vec![0, 1, 2]), &[])
+}
+
+/// In the fork column this also starts new threads in the child before the
+/// pre-fork `Loop` is dropped there: glibc hands the parent's dead threads'
+/// stacks to new threads, and closing that `Loop` used to wake a waiter node
+/// left on its thread's stack (a SIGSEGV).
+fn call_stream_in_executor(_: Option<PreFork>) -> Verdict {
+    // Consumed from sync code through the worker loop (any context).
+    let got = bridge::call_blocking(async {
+        bridge::stream_in_executor(None, 0..3u32)
+            .collect::<Vec<_>>()
+            .await
+    });
     expect::<Vec<u32>>(Ok(got), Some(vec![0, 1, 2]), &[])
 }
 
