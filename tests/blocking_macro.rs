@@ -14,6 +14,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::stream::{self, Stream, StreamExt};
+
 use common::{tcp_and_timer, Ctx};
 
 /// Whether the calling async code runs on the worker loop.
@@ -706,6 +708,187 @@ fn both_forms_stack_on_one_block_in_either_order() {
         BlockingBothReversed::from(BothReversed(4)).get_blocking(),
         1004
     );
+}
+
+// ---- streams: the blocking iterator twin ----
+
+/// A paginated list API: each method returns a stream that owns what it
+/// needs (`Send + 'static`), so its twin (suffix form) and its method of the
+/// same name (wrapper form) hand sync code a `BlockingIter`.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    items: Arc<Vec<String>>,
+}
+
+#[bridge::blocking(wrapper = BlockingCatalog)]
+#[bridge::blocking]
+impl Catalog {
+    /// A catalog of `items`, in this order.
+    pub fn new(items: &[&str]) -> Self {
+        Catalog {
+            items: Arc::new(items.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    /// The items starting with `prefix`, fetched a page of 3 at a time, each
+    /// page over real TCP and a timer (the worker loop's reactor drives them).
+    pub fn list(
+        &self,
+        prefix: &str,
+    ) -> impl futures::Stream<Item = io::Result<String>> + Send + 'static {
+        let matching: Vec<String> = (self.items.iter())
+            .filter(|item| item.starts_with(prefix))
+            .cloned()
+            .collect();
+        let pages: Vec<Vec<String>> = matching.chunks(3).map(<[String]>::to_vec).collect();
+        stream::iter(pages)
+            .then(|page| async move {
+                let len = u32::try_from(page.len()).expect("a page of 3");
+                assert_eq!(tcp_and_timer(len).await, len);
+                stream::iter(page.into_iter().map(Ok))
+            })
+            .flatten()
+    }
+
+    /// Reports, per item, whether the stream is polled on the worker loop.
+    pub fn places(&self) -> impl Stream<Item = bool> {
+        stream::iter(0..3).then(|_| async {
+            tokio::task::yield_now().await;
+            on_worker_loop()
+        })
+    }
+
+    /// No receiver; a type parameter and a `where` clause.
+    pub fn repeat<T>(value: T, times: usize) -> impl Stream<Item = T> + Send + 'static
+    where
+        T: Clone + Send + 'static,
+    {
+        stream::repeat(value).take(times)
+    }
+
+    /// By value.
+    pub fn into_items(self) -> impl Stream<Item = String> + Send {
+        let items = Arc::unwrap_or_clone(self.items);
+        stream::iter(items)
+    }
+
+    /// A panic in the stream resumes in the caller of `next`.
+    pub fn failing(&self) -> impl Stream<Item = u32> + Send + 'static {
+        stream::iter(0..3).map(|n| match n {
+            2 => panic!("catalog failed at {n}"),
+            n => n,
+        })
+    }
+
+    /// Compiled in: its twin too.
+    #[cfg(test)]
+    pub fn configured(&self) -> impl Stream<Item = u8> + Send + 'static {
+        stream::iter([1, 2])
+    }
+
+    /// Compiled out: so is its twin (which would not compile without it).
+    #[cfg(not(test))]
+    pub fn configured_out(&self) -> impl Stream<Item = u8> + Send + 'static {
+        stream::iter([3])
+    }
+
+    /// Skipped: its items are not `Send`, so it has no blocking form.
+    #[bridge::blocking(skip)]
+    pub fn local(&self) -> impl Stream<Item = Rc<String>> + '_ {
+        stream::iter(self.items.iter().cloned().map(Rc::new))
+    }
+
+    /// Neither `async` nor a stream: forwarded as it is.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
+fn catalog() -> Catalog {
+    // 10 items start with "a" (4 pages), among others.
+    Catalog::new(&[
+        "a0", "b0", "a1", "a2", "c0", "a3", "a4", "a5", "b1", "a6", "a7", "a8", "a9",
+    ])
+}
+
+fn a_items() -> Vec<String> {
+    (0..10).map(|i| format!("a{i}")).collect()
+}
+
+/// Every stream twin and wrapper method, iterated from wherever `_ctx` is.
+fn stream_twins(_ctx: Ctx) {
+    let catalog = catalog();
+    let listed: Vec<String> = (catalog.list_blocking("a"))
+        .collect::<io::Result<_>>()
+        .expect("list");
+    assert_eq!(listed, a_items(), "every item, in order, across 4 pages");
+    assert_eq!(catalog.list_blocking("z").count(), 0);
+    assert_eq!(
+        catalog.places_blocking().collect::<Vec<_>>(),
+        [true; 3],
+        "the stream is polled on the worker loop"
+    );
+    assert_eq!(
+        Catalog::repeat_blocking("r", 3).collect::<Vec<_>>(),
+        ["r"; 3]
+    );
+    assert_eq!(catalog.configured_blocking().collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(catalog.len(), 13);
+    assert_eq!(catalog.clone().into_items_blocking().count(), 13);
+
+    let blocking = BlockingCatalog::from(catalog);
+    let listed: Vec<String> = (blocking.list("a"))
+        .collect::<io::Result<_>>()
+        .expect("list");
+    assert_eq!(listed, a_items());
+    assert_eq!(blocking.places().collect::<Vec<_>>(), [true; 3]);
+    assert_eq!(BlockingCatalog::repeat(7u8, 2).collect::<Vec<_>>(), [7, 7]);
+    assert_eq!(blocking.configured().collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(blocking.len(), 13);
+    assert_eq!(blocking.into_items().last().as_deref(), Some("a9"));
+}
+every_context!(stream_everywhere, stream_twins);
+
+#[test]
+fn a_stream_method_keeps_its_async_form() {
+    let blocking = BlockingCatalog::from(catalog());
+    let rt = common::current_rt();
+    assert_eq!(rt.block_on(blocking.inner().list("b").count()), 2);
+    // The skipped method, whose items are not `Send`.
+    assert_eq!(rt.block_on(blocking.inner().local().count()), 13);
+}
+
+#[test]
+fn a_panic_in_the_stream_resumes_in_the_caller_of_next() {
+    for mut iter in [
+        catalog().failing_blocking(),
+        BlockingCatalog::from(catalog()).failing(),
+    ] {
+        assert_eq!(iter.next(), Some(0));
+        assert_eq!(iter.next(), Some(1));
+        let panic = catch_unwind(AssertUnwindSafe(|| iter.next())).unwrap_err();
+        let message = panic
+            .downcast_ref::<String>()
+            .expect("the original panic payload");
+        assert_eq!(message, "catalog failed at 2");
+    }
+}
+
+/// The iterator is lazy: a page is fetched only as the caller reads on, and
+/// dropping the iterator stops the stream.
+#[test]
+fn a_stream_twin_stops_where_its_caller_stops() {
+    let mut iter = catalog().list_blocking("a");
+    assert_eq!(
+        iter.next().transpose().expect("page 1"),
+        Some("a0".to_owned())
+    );
+    drop(iter);
+    let firsts: Vec<String> = (BlockingCatalog::from(catalog()).list("a"))
+        .take(4)
+        .collect::<io::Result<_>>()
+        .expect("pages 1 and 2");
+    assert_eq!(firsts, a_items()[..4]);
 }
 
 // ---- compile errors ----

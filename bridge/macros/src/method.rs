@@ -8,8 +8,9 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
-    Attribute, FnArg, GenericArgument, GenericParam, Generics, Ident, Lifetime, Pat, PatIdent,
-    PatType, Path, PathArguments, QSelf, Signature, Token, Type, Visibility,
+    Attribute, CapturedParam, FnArg, GenericArgument, GenericParam, Generics, Ident, Lifetime, Pat,
+    PatIdent, PatType, Path, PathArguments, QSelf, ReturnType, Signature, Token, Type,
+    TypeParamBound, Visibility,
 };
 
 /// Whether a method is visible outside its impl (`pub`, `pub(crate)`, ...).
@@ -139,19 +140,123 @@ pub(crate) fn turbofish(generics: &Generics) -> TokenStream {
     }
 }
 
-/// `path::call_blocking(call)`, with the call spanned on the method's name.
+/// What a method's blocking form does, and so which methods have one.
+pub(crate) enum Blocking {
+    /// An `async fn`: runs it to completion through `call_blocking`.
+    Future,
+    /// A (not `async`) `fn` returning `impl Stream<Item = T>`: iterates the
+    /// stream through `iter_blocking`, returning `BlockingIter<T>`.
+    Stream {
+        /// The `Stream` trait as the method names it, without `<Item = T>`.
+        bound: Path,
+        /// `T`.
+        item: Type,
+    },
+}
+
+/// The blocking form `sig` gets, if any; an error for a stream that
+/// borrows, which its blocking iterator could never hold.
+pub(crate) fn blocking_kind(sig: &Signature) -> syn::Result<Option<Blocking>> {
+    if sig.asyncness.is_some() {
+        return Ok(Some(Blocking::Future));
+    }
+    let syn::ReturnType::Type(_, ty) = &sig.output else {
+        return Ok(None);
+    };
+    let Type::ImplTrait(imp) = ungroup(ty) else {
+        return Ok(None);
+    };
+    let Some((bound, item)) = imp.bounds.iter().find_map(stream_bound) else {
+        return Ok(None);
+    };
+    // `+ 'a`, `+ '_` or `use<'a>`: the stream may borrow for `'a`, and no
+    // `'a` of a method outlives the iterator the twin hands out.
+    let borrowed = imp.bounds.iter().find_map(|b| match b {
+        TypeParamBound::Lifetime(l) if l.ident != "static" => Some(l.to_token_stream()),
+        TypeParamBound::PreciseCapture(c) => c
+            .params
+            .iter()
+            .any(|p| matches!(p, CapturedParam::Lifetime(l) if l.ident != "static"))
+            .then(|| c.to_token_stream()),
+        _ => None,
+    });
+    if let Some(borrowed) = borrowed {
+        let name = &sig.ident;
+        return Err(syn::Error::new_spanned(
+            &borrowed,
+            format!(
+                "the stream returned by `{name}` may borrow (`{}`), but its blocking iterator \
+                 polls it on bridge's worker loop until the caller drops the iterator, long \
+                 after the call returns, so it must be `Send + 'static`: move what it needs \
+                 into it (clone the client's `Arc`, own the arguments) and return \
+                 `impl Stream<Item = {}> + Send + 'static`, or mark `{name}` \
+                 `#[bridge::blocking(skip)]`",
+                pretty(&borrowed),
+                pretty(&item),
+            ),
+        ));
+    }
+    Ok(Some(Blocking::Stream { bound, item }))
+}
+
+fn ungroup(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(p) => ungroup(&p.elem),
+        Type::Group(g) => ungroup(&g.elem),
+        other => other,
+    }
+}
+
+/// `Stream<Item = T>` (any path ending in `Stream`): the path without its
+/// arguments, and `T`.
+fn stream_bound(bound: &TypeParamBound) -> Option<(Path, Type)> {
+    let TypeParamBound::Trait(t) = bound else {
+        return None;
+    };
+    let last = t.path.segments.last()?;
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    if last.ident != "Stream" {
+        return None;
+    }
+    let item = args.args.iter().find_map(|a| match a {
+        GenericArgument::AssocType(a) if a.ident == "Item" && a.generics.is_none() => {
+            Some(a.ty.clone())
+        }
+        _ => None,
+    })?;
+    let mut path = t.path.clone();
+    path.segments.last_mut()?.arguments = PathArguments::None;
+    Some((path, item))
+}
+
+/// The return type of a method's blocking form: the method's own for a
+/// future, `path::BlockingIter<T>` for a stream.
+pub(crate) fn blocking_output(krate: &Path, kind: &Blocking, output: &ReturnType) -> ReturnType {
+    match kind {
+        Blocking::Future => output.clone(),
+        Blocking::Stream { item, .. } => syn::parse_quote!(-> #krate::BlockingIter<#item>),
+    }
+}
+
+/// `path::call_blocking(call)` for a future, `path::iter_blocking(call)`
+/// for a stream, with the call spanned on the method's name.
 ///
 /// The future passes through a local `future_must_be_send`, whose output is
 /// declared `Send`: a future that is not `Send` is reported once, at the
 /// method, as rustc words it for an `async fn` ("future returned by `get` is
 /// not `Send`", with the value held across an `.await` that makes it so),
 /// and never again by `call_blocking`. (An output that is not `Send` is
-/// reported by `call_blocking`'s bound, also at the method.)
+/// reported by `call_blocking`'s bound, also at the method.) A stream passes
+/// through `stream_must_be_send_and_static` in the same way, declared with
+/// the `Stream` trait the method names.
 pub(crate) fn blocking_call(
     krate: &Path,
     call: TokenStream,
     name: &Ident,
     unsafety: Option<Token![unsafe]>,
+    kind: &Blocking,
 ) -> TokenStream {
     let span = name.span();
     let call = match unsafety {
@@ -159,21 +264,36 @@ pub(crate) fn blocking_call(
         Some(_) => quote_spanned!(span=> unsafe { #call }),
         None => call,
     };
+    let check = match kind {
+        Blocking::Future => quote_spanned! {span=>
+            use #krate::call_blocking;
+            fn future_must_be_send<F>(future: F) -> impl ::core::future::Future<Output = F::Output> + ::core::marker::Send
+            where
+                F: ::core::future::Future + ::core::marker::Send,
+            {
+                future
+            }
+            call_blocking(future_must_be_send(value))
+        },
+        Blocking::Stream { bound, .. } => quote_spanned! {span=>
+            use #krate::iter_blocking;
+            fn stream_must_be_send_and_static<S>(stream: S) -> impl #bound<Item = S::Item> + ::core::marker::Send + 'static
+            where
+                S: #bound + ::core::marker::Send + 'static,
+            {
+                stream
+            }
+            iter_blocking(stream_must_be_send_and_static(value))
+        },
+    };
     // The call (the user's arguments) is evaluated outside the block that
     // declares the helper items, which would shadow a parameter of the same
     // name.
     quote_spanned! {span=>
         {
-            let future = #call;
+            let value = #call;
             {
-                use #krate::call_blocking;
-                fn future_must_be_send<F>(future: F) -> impl ::core::future::Future<Output = F::Output> + ::core::marker::Send
-                where
-                    F: ::core::future::Future + ::core::marker::Send,
-                {
-                    future
-                }
-                call_blocking(future_must_be_send(future))
+                #check
             }
         }
     }
@@ -267,6 +387,15 @@ pub(crate) fn take_skip(attrs: &mut Vec<Attribute>) -> syn::Result<bool> {
         Some(e) => Err(e),
         None => Ok(skip),
     }
+}
+
+/// Another `#[bridge::blocking(..)]` still to expand on the same block, if
+/// any: the path it is written with, to mark methods for it.
+pub(crate) fn stacked(attrs: &[Attribute]) -> Option<Path> {
+    attrs.iter().find_map(|a| {
+        let last = a.path().segments.last()?;
+        (last.ident == "blocking").then(|| a.path().clone())
+    })
 }
 
 /// How a method's output relates to the impl's type, for the wrapper:

@@ -1,5 +1,7 @@
 //! The wrapper form: `BlockingClient`, holding a `Client`, with every
-//! `pub async fn` of the block as a blocking method of the same name.
+//! `pub async fn` of the block as a blocking method of the same name, and
+//! every `pub fn` returning `impl Stream` as a method of the same name
+//! returning a blocking iterator.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned, ToTokens};
@@ -8,7 +10,7 @@ use syn::{
     FnArg, ImplItem, ImplItemConst, ImplItemFn, ItemImpl, Path, ReturnType, Type, Visibility,
 };
 
-use crate::method::{self, is_pub, ReceiverKind, ReplaceSelf, Shape};
+use crate::method::{self, is_pub, Blocking, ReceiverKind, ReplaceSelf, Shape};
 use crate::options::Wrapper;
 
 /// Names the wrapper defines itself, which a forwarded method must not take.
@@ -23,7 +25,9 @@ pub(crate) fn expand(
     let w = &wrapper.ident;
     let mut errors = method::Errors::default();
     let mut forwarded: Vec<TokenStream> = Vec::new();
-    let mut async_methods = 0;
+    let mut blocking_methods = 0;
+    // A suffix form still to expand on this block must skip what this skips.
+    let stacked = method::stacked(&imp.attrs);
     for item in &mut imp.items {
         match item {
             ImplItem::Fn(f) => {
@@ -31,14 +35,18 @@ pub(crate) fn expand(
                     errors.push(e);
                     true
                 });
+                if let (true, Some(path)) = (skip, &stacked) {
+                    f.attrs.push(syn::parse_quote!(#[#path(skip)]));
+                }
                 if skip || !is_pub(&f.vis) {
                     continue;
                 }
-                match forward_fn(f, &self_ty, w, krate) {
-                    Ok(tokens) => {
-                        async_methods += usize::from(f.sig.asyncness.is_some());
-                        forwarded.push(tokens);
-                    }
+                let forward = method::blocking_kind(&f.sig).and_then(|kind| {
+                    blocking_methods += usize::from(kind.is_some());
+                    forward_fn(f, kind.as_ref(), &self_ty, w, krate)
+                });
+                match forward {
+                    Ok(tokens) => forwarded.push(tokens),
                     Err(e) => errors.push(e),
                 }
             }
@@ -46,13 +54,13 @@ pub(crate) fn expand(
             _ => {}
         }
     }
-    if async_methods == 0 && errors.is_empty() {
+    if blocking_methods == 0 && errors.is_empty() {
         errors.push(syn::Error::new_spanned(
             &imp.self_ty,
             format!(
-                "#[bridge::blocking] found no `pub async fn` in this impl block, so `{w}` would \
-                 have no blocking method: make the methods to wrap `pub async fn`, or remove the \
-                 attribute"
+                "#[bridge::blocking] found no `pub async fn` (nor `pub fn` returning \
+                 `impl Stream<Item = T>`) in this impl block, so `{w}` would have no blocking \
+                 method: make the methods to wrap `pub async fn`, or remove the attribute"
             ),
         ));
     }
@@ -75,7 +83,11 @@ pub(crate) fn expand(
          Every `pub async fn` of that impl block is here as a blocking method of the same \
          name, which runs it to completion on bridge's worker loop through \
          [`call_blocking`]({krate}::call_blocking): callable from sync code anywhere, \
-         including inside an async runtime and nested in another blocking call. Constructors \
+         including inside an async runtime and nested in another blocking call. Every `pub fn` \
+         returning `impl Stream<Item = T>` is here as a method of the same name returning \
+         [`BlockingIter<T>`]({krate}::BlockingIter), which iterates the stream from sync code \
+         (polled on the worker loop through [`iter_blocking`]({krate}::iter_blocking)). \
+         Constructors \
          (returning `Self`, `Result<Self, E>` or `Option<Self>`) return `{w}` in the same shape; \
          the other `pub fn`s are forwarded as they are.\n\n \
          Make one from the async value with `From`; [`inner`](Self::inner) reaches the async \
@@ -161,6 +173,7 @@ pub(crate) fn expand(
 /// One `pub fn` of the block, as a method of the wrapper.
 fn forward_fn(
     f: &ImplItemFn,
+    kind: Option<&Blocking>,
     self_ty: &Type,
     w: &syn::Ident,
     krate: &Path,
@@ -202,8 +215,11 @@ fn forward_fn(
     let mut sig = f.sig.clone();
     sig.asyncness = None;
     let shape = method::output_shape(&f.sig.output, self_ty);
-    if matches!(shape, Shape::Mapped) || f.sig.asyncness.is_some() {
+    if matches!(shape, Shape::Mapped) || kind.is_some() {
         sig.constness = None;
+    }
+    if let Some(kind) = kind {
+        sig.output = method::blocking_output(krate, kind, &sig.output);
     }
     let args = method::bind_args(&f.sig);
     let mut inputs: Vec<FnArg> = receiver
@@ -236,8 +252,8 @@ fn forward_fn(
         .into_iter()
         .chain(args.names.iter().map(|n| quote!(#n)));
     let call = quote_spanned!(name.span()=> <#self_ty>::#name #turbofish(#(#call_args),*));
-    let value = match (f.sig.asyncness, f.sig.unsafety) {
-        (Some(_), unsafety) => method::blocking_call(krate, call, name, unsafety),
+    let value = match (kind, f.sig.unsafety) {
+        (Some(kind), unsafety) => method::blocking_call(krate, call, name, unsafety, kind),
         (None, Some(_)) => quote!(unsafe { #call }),
         (None, None) => call,
     };
@@ -248,14 +264,20 @@ fn forward_fn(
     };
 
     let link = format!("{}::{name}", link_target(self_ty));
-    let what = match (f.sig.asyncness.is_some(), &shape) {
-        (true, _) => format!(
+    let what = match (kind, &shape) {
+        (Some(Blocking::Future), _) => format!(
             "Blocking [`{name}`]({link}) (generated by `#[bridge::blocking]`): runs it to \
              completion on bridge's worker loop, so it can be called from sync code anywhere, \
              including inside an async runtime."
         ),
-        (false, Shape::Other) => format!("Forwards to [`{name}`]({link})."),
-        (false, _) => format!("Forwards to [`{name}`]({link}), returning `{w}`."),
+        (Some(Blocking::Stream { .. }), _) => format!(
+            "A blocking iterator over the stream of [`{name}`]({link}) (generated by \
+             `#[bridge::blocking]`): the stream is polled on bridge's worker loop and its items \
+             come in order, so it can be iterated from sync code anywhere, including inside an \
+             async runtime."
+        ),
+        (None, Shape::Other) => format!("Forwards to [`{name}`]({link})."),
+        (None, _) => format!("Forwards to [`{name}`]({link}), returning `{w}`."),
     };
     let mut attrs = method::kept_attrs(&f.attrs);
     method::push_doc(&mut attrs, &what);
