@@ -665,6 +665,12 @@ impl Both {
     pub async fn get(&self) -> u32 {
         self.0
     }
+
+    /// Skipped by both forms, whichever expands first.
+    #[bridge::blocking(skip)]
+    pub async fn skipped(&self) -> u32 {
+        self.0
+    }
 }
 
 #[derive(Clone)]
@@ -674,6 +680,12 @@ struct BothReversed(u32);
 #[bridge::blocking(wrapper = BlockingBothReversed)]
 impl BothReversed {
     pub async fn get(&self) -> u32 {
+        self.0
+    }
+
+    /// Skipped by both forms, whichever expands first.
+    #[bridge::blocking(skip)]
+    pub async fn skipped(&self) -> u32 {
         self.0
     }
 }
@@ -697,6 +709,48 @@ impl HasGetBlocking for BlockingBothReversed {
     }
 }
 
+/// A skipped method is left out of both forms, whichever comes first:
+/// these trait methods are found only because neither form generated an
+/// inherent method of the name.
+trait HasSkipped {
+    fn skipped(&self) -> u32;
+    fn skipped_blocking(&self) -> u32;
+}
+
+impl HasSkipped for BlockingBoth {
+    fn skipped(&self) -> u32 {
+        2000
+    }
+    fn skipped_blocking(&self) -> u32 {
+        3000
+    }
+}
+
+impl HasSkipped for BlockingBothReversed {
+    fn skipped(&self) -> u32 {
+        2000
+    }
+    fn skipped_blocking(&self) -> u32 {
+        3000
+    }
+}
+
+trait HasSkippedTwin {
+    fn skipped_blocking(&self) -> u32;
+}
+
+impl HasSkippedTwin for Both {
+    fn skipped_blocking(&self) -> u32 {
+        3000
+    }
+}
+
+impl HasSkippedTwin for BothReversed {
+    fn skipped_blocking(&self) -> u32 {
+        3000
+    }
+}
+
 #[test]
 fn both_forms_stack_on_one_block_in_either_order() {
     assert_eq!(Both(1).get_blocking(), 1);
@@ -708,6 +762,18 @@ fn both_forms_stack_on_one_block_in_either_order() {
         BlockingBothReversed::from(BothReversed(4)).get_blocking(),
         1004
     );
+    assert_eq!(Both(1).skipped_blocking(), 3000);
+    assert_eq!(BothReversed(1).skipped_blocking(), 3000);
+    assert_eq!(BlockingBoth::from(Both(1)).skipped(), 2000);
+    assert_eq!(BlockingBothReversed::from(BothReversed(1)).skipped(), 2000);
+    assert_eq!(BlockingBoth::from(Both(1)).skipped_blocking(), 3000);
+    assert_eq!(
+        BlockingBothReversed::from(BothReversed(1)).skipped_blocking(),
+        3000
+    );
+    let rt = common::current_rt();
+    assert_eq!(rt.block_on(Both(5).skipped()), 5);
+    assert_eq!(rt.block_on(BothReversed(6).skipped()), 6);
 }
 
 // ---- streams: the blocking iterator twin ----

@@ -1,6 +1,8 @@
 //! `#[bridge::blocking]`: the blocking API of a library, generated from its
-//! async API. Use it through the `bridge` crate (`bridge::blocking`, on by
-//! default through its `macros` feature); the documentation is there.
+//! async API (a blocking twin of each `pub async fn`, a blocking iterator for
+//! each `pub fn` returning `impl Stream`). Use it through the `bridge` crate
+//! (`bridge::blocking`, on by default through its `macros` feature); the
+//! documentation, with compiled examples, is there.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -116,4 +118,132 @@ fn not_an_impl(item: &Item) -> syn::Error {
         other => (other.span(), String::new()),
     };
     syn::Error::new(span, format!("{WHAT}{hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::{quote, ToTokens};
+    use syn::{ImplItem, ImplItemFn, Item};
+
+    /// The methods named `name` in the expansion, in every impl block.
+    fn methods(out: proc_macro2::TokenStream, name: &str) -> Vec<ImplItemFn> {
+        let file: syn::File = syn::parse2(out).expect("the expansion parses");
+        let mut found = Vec::new();
+        for item in file.items {
+            let Item::Impl(imp) = item else { continue };
+            for item in imp.items {
+                match item {
+                    ImplItem::Fn(f) if f.sig.ident == name => found.push(f),
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+
+    fn docs(f: &ImplItemFn) -> Vec<String> {
+        f.attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .map(|a| {
+                a.meta
+                    .require_name_value()
+                    .unwrap()
+                    .value
+                    .to_token_stream()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn has_cfg(f: &ImplItemFn) -> bool {
+        f.attrs.iter().any(|a| a.path().is_ident("cfg"))
+    }
+
+    const STREAM_METHOD: &str = "
+        impl Client {
+            /// Every key under `prefix`.
+            #[cfg(feature = \"list\")]
+            pub fn list<P>(&self, prefix: P) -> impl Stream<Item = io::Result<String>> + Send + 'static
+            where
+                P: AsRef<str>,
+            {
+                todo!()
+            }
+        }";
+
+    #[test]
+    fn a_stream_twin_keeps_docs_cfg_generics_and_where_and_returns_a_blocking_iter() {
+        let item: proc_macro2::TokenStream = STREAM_METHOD.parse().unwrap();
+        let out = super::expand(quote!(suffix = "_sync", crate = my::bridge), item).unwrap();
+        let [twin] = &methods(out, "list_sync")[..] else {
+            panic!("one twin")
+        };
+        let docs = docs(twin);
+        assert!(docs[0].contains("Every key under `prefix`."), "{docs:?}");
+        assert!(
+            docs.last()
+                .unwrap()
+                .contains("blocking iterator twin of [`list`]"),
+            "{docs:?}"
+        );
+        assert!(has_cfg(twin));
+        assert_eq!(twin.sig.generics.params.len(), 1);
+        assert!(twin.sig.generics.where_clause.is_some());
+        assert_eq!(
+            twin.sig.output.to_token_stream().to_string(),
+            "-> my :: bridge :: BlockingIter < io :: Result < String > >"
+        );
+        let body = twin.block.to_token_stream().to_string();
+        assert!(body.contains("use my :: bridge :: iter_blocking"), "{body}");
+        assert!(
+            body.contains("Self :: list :: < P > (self , prefix)"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_stream_method_of_the_wrapper_keeps_its_name_docs_and_cfg() {
+        let item: proc_macro2::TokenStream = STREAM_METHOD.parse().unwrap();
+        let out = super::expand(quote!(wrapper = BlockingClient), item).unwrap();
+        let found = methods(out, "list");
+        let [_original, wrapped] = &found[..] else {
+            panic!("the async method and the wrapper's")
+        };
+        let docs = docs(wrapped);
+        assert!(docs[0].contains("Every key under `prefix`."), "{docs:?}");
+        assert!(
+            docs.last()
+                .unwrap()
+                .contains("blocking iterator over the stream"),
+            "{docs:?}"
+        );
+        assert!(has_cfg(wrapped));
+        assert_eq!(
+            wrapped.sig.output.to_token_stream().to_string(),
+            "-> :: bridge :: BlockingIter < io :: Result < String > >"
+        );
+    }
+
+    #[test]
+    fn other_sync_fns_keep_their_behaviour() {
+        let item = quote! {
+            impl Client {
+                pub async fn get(&self) -> u32 { 1 }
+                pub fn len(&self) -> usize { 0 }
+                pub fn iter(&self) -> impl Iterator<Item = u32> { None.into_iter() }
+            }
+        };
+        let out = super::expand(quote!(), item.clone()).unwrap();
+        assert_eq!(methods(out.clone(), "len_blocking").len(), 0);
+        assert_eq!(methods(out, "iter_blocking").len(), 0);
+        let out = super::expand(quote!(wrapper = W), item).unwrap();
+        let [_, forwarded] = &methods(out, "iter")[..] else {
+            panic!("forwarded")
+        };
+        assert_eq!(
+            forwarded.sig.output.to_token_stream().to_string(),
+            "-> impl Iterator < Item = u32 >"
+        );
+    }
 }
