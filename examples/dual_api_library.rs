@@ -5,29 +5,45 @@
 //!
 //! The library is the module `kvclient` below: a pooled client for a small
 //! line-based key-value protocol. `kvclient::Client` is the async API, written
-//! once. `#[bridge::blocking]` writes the blocking API from it, in both forms:
-//! a twin beside each async method (`client.get_blocking(key)`), and a wrapper
-//! type whose methods keep their names (`kvclient::blocking::Client`). Every
-//! blocking call runs on bridge's worker loop through `bridge::call_blocking`,
-//! borrowing the client and its arguments: no clones, no `'static`. Copy that
-//! module's shape.
+//! once: `get`, `set`, and `list(prefix)`, a stream of keys that fetches them
+//! from the server a page at a time as it is read. `#[bridge::blocking]`
+//! writes the blocking API from it, in both forms: a twin beside each method
+//! (`client.get_blocking(key)`, and `client.list_blocking(prefix)`, a blocking
+//! iterator over the stream), and a wrapper type whose methods keep their
+//! names (`kvclient::blocking::Client`, whose `list` returns the blocking
+//! iterator). Every blocking call runs on bridge's worker loop through
+//! `bridge::call_blocking`, borrowing the client and its arguments: no
+//! clones, no `'static`; the stream is polled there too, through
+//! `bridge::iter_blocking`. Copy that module's shape.
 //!
 //! The example starts a real TCP key-value server on 127.0.0.1 (on the worker
 //! loop) and uses the blocking client
 //! 1. from plain `main`,
 //! 2. from inside a `#[tokio::main]` function, where `reqwest::blocking`
-//!    panics (shown, caught) and the blocking client just works,
-//! 3. from many threads at once, all sharing one connection pool.
+//!    panics (shown, caught) and the blocking client just works (beside the
+//!    async API, stream included),
+//! 3. from many threads at once, all sharing one connection pool; then it
+//!    lists every key they wrote, across many pages, and checks that none is
+//!    lost or repeated.
 //!
 //! Run it: `cargo run --example dual_api_library`
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// A client library for the line protocol `GET key` / `SET key value`.
+use futures::TryStreamExt;
+
+/// The most keys the server sends in one `SCAN` reply.
+const PAGE_SIZE: usize = 32;
+
+/// A client library for the line protocol `GET key` / `SET key value` /
+/// `SCAN prefix [after]` (one page of the keys starting with `prefix`, after
+/// the key `after`, sorted: `PAGE more k1 k2 ..` or `PAGE done k1 k2 ..`).
 ///
 /// One async implementation (`Client`); the blocking API is generated.
 /// Everything that talks to the network is written once.
@@ -37,6 +53,7 @@ mod kvclient {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
+    use futures::stream::{self, Stream, StreamExt, TryStreamExt};
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpStream;
     use tokio::sync::Semaphore;
@@ -80,9 +97,24 @@ mod kvclient {
         pool: Arc<Pool>,
     }
 
-    // The blocking API, in both forms: `get_blocking` and `set_blocking`
-    // beside `get` and `set`, and `BlockingClient` (re-exported below as
-    // `blocking::Client`) with blocking `get` and `set`.
+    /// One `SCAN` reply.
+    struct Page {
+        keys: Vec<String>,
+        /// Whether more keys follow the last one.
+        more: bool,
+    }
+
+    /// Where the next `SCAN` of a [`Client::list`] starts.
+    enum Cursor {
+        Start,
+        After(String),
+        End,
+    }
+
+    // The blocking API, in both forms: `get_blocking`, `set_blocking` and
+    // `list_blocking` beside `get`, `set` and `list`, and `BlockingClient`
+    // (re-exported below as `blocking::Client`) with blocking `get`, `set`
+    // and `list`.
     #[bridge::blocking(wrapper = BlockingClient)]
     #[bridge::blocking]
     impl Client {
@@ -120,9 +152,60 @@ mod kvclient {
             }
         }
 
+        /// Every key that starts with `prefix`, in order, fetched from the
+        /// server a page (one `SCAN`) at a time, as the stream is read.
+        ///
+        /// The stream owns what it needs (a clone of the client, which
+        /// shares its pool, and the prefix), so it is `Send + 'static`, and
+        /// `#[bridge::blocking]` gives it a blocking iterator:
+        /// `list_blocking`, and `blocking::Client::list`. An error ends it.
+        pub fn list(
+            &self,
+            prefix: &str,
+        ) -> impl Stream<Item = io::Result<String>> + Send + 'static {
+            let (client, prefix) = (self.clone(), prefix.to_owned());
+            let pages = stream::try_unfold(Cursor::Start, move |cursor| {
+                let (client, prefix) = (client.clone(), prefix.clone());
+                async move {
+                    let after = match cursor {
+                        Cursor::End => return Ok(None),
+                        Cursor::Start => None,
+                        Cursor::After(key) => Some(key),
+                    };
+                    let page = client.scan(&prefix, after.as_deref()).await?;
+                    let next = match page.keys.last() {
+                        Some(last) if page.more => Cursor::After(last.clone()),
+                        _ => Cursor::End,
+                    };
+                    Ok::<_, io::Error>(Some((page.keys, next)))
+                }
+            });
+            pages
+                .map_ok(|keys| stream::iter(keys).map(Ok))
+                .try_flatten()
+        }
+
         /// How many TCP connections this client (and its clones) ever opened.
         pub fn connections_opened(&self) -> usize {
             self.pool.opened.load(Ordering::Relaxed)
+        }
+
+        /// One page of `list`. Private: no twin, not in the wrapper.
+        async fn scan(&self, prefix: &str, after: Option<&str>) -> io::Result<Page> {
+            check(prefix, "key")?;
+            let line = match after {
+                None => format!("SCAN {prefix}\n"),
+                Some(after) => format!("SCAN {prefix} {after}\n"),
+            };
+            let reply = self.request(line).await?;
+            let mut words = reply.split(' ');
+            let more = match (words.next(), words.next()) {
+                (Some("PAGE"), Some("more")) => true,
+                (Some("PAGE"), Some("done")) => false,
+                _ => return Err(protocol_error(&reply)),
+            };
+            let keys = words.map(str::to_owned).collect();
+            Ok(Page { keys, more })
         }
 
         /// Private: no twin, not in the wrapper.
@@ -166,7 +249,8 @@ mod kvclient {
 
     /// The blocking API as its own type, the `reqwest::blocking` way:
     /// callable from sync code anywhere (plain threads, inside a tokio
-    /// runtime, inside another blocking call). Cheap to clone: clones share
+    /// runtime, inside another blocking call); its `list` returns a
+    /// blocking iterator over the stream. Cheap to clone: clones share
     /// one pool, whose connections all live on bridge's one always-running
     /// worker loop. No runtime per client, no runtime thread per client, no
     /// "cannot drop a runtime" panic.
@@ -175,16 +259,24 @@ mod kvclient {
     }
 }
 
+/// What the server counts.
+#[derive(Default)]
+struct ServerStats {
+    accepted: AtomicUsize,
+    scans: AtomicUsize,
+}
+
 /// The server side: a line-based key-value store, one task per connection.
-async fn serve(listener: tokio::net::TcpListener, accepted: Arc<AtomicUsize>) {
+async fn serve(listener: tokio::net::TcpListener, stats: Arc<ServerStats>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let store: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    // Sorted, so that a page of `SCAN` ends where the next one starts.
+    let store: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        accepted.fetch_add(1, Ordering::Relaxed);
-        let store = store.clone();
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let (store, stats) = (store.clone(), stats.clone());
         tokio::spawn(async move {
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read).lines();
@@ -201,6 +293,14 @@ async fn serve(listener: tokio::net::TcpListener, accepted: Arc<AtomicUsize>) {
                         }
                         None => "ERR SET needs a key and a value\n".to_owned(),
                     },
+                    Some(("SCAN", args)) => {
+                        stats.scans.fetch_add(1, Ordering::Relaxed);
+                        let (prefix, start) = match args.split_once(' ') {
+                            Some((prefix, after)) => (prefix, Bound::Excluded(after)),
+                            None => (args, Bound::Included(args)),
+                        };
+                        scan_page(&store.lock().unwrap(), prefix, start)
+                    }
                     _ => "ERR unknown command\n".to_owned(),
                 };
                 if write.write_all(reply.as_bytes()).await.is_err() {
@@ -209,6 +309,25 @@ async fn serve(listener: tokio::net::TcpListener, accepted: Arc<AtomicUsize>) {
             }
         });
     }
+}
+
+/// The reply to `SCAN`: the first `PAGE_SIZE` keys from `start` on that
+/// start with `prefix`, and whether more follow.
+fn scan_page(store: &BTreeMap<String, String>, prefix: &str, start: Bound<&str>) -> String {
+    let mut keys = (store.range::<str, _>((start, Bound::Unbounded)))
+        .map(|(key, _)| key)
+        .take_while(|key| key.starts_with(prefix));
+    let page: Vec<&String> = keys.by_ref().take(PAGE_SIZE).collect();
+    let mut reply = match keys.next() {
+        Some(_) => String::from("PAGE more"),
+        None => String::from("PAGE done"),
+    };
+    for key in page {
+        reply.push(' ');
+        reply.push_str(key);
+    }
+    reply.push('\n');
+    reply
 }
 
 /// Called from inside a tokio runtime, as application code often is.
@@ -247,14 +366,23 @@ async fn inside_tokio_main(kv: &kvclient::blocking::Client, addr: SocketAddr) {
         "   kvclient::blocking get      -> {:?}",
         legacy_sync_helper(kv).expect("kv request")
     );
+    // Its blocking iterator too.
+    let users: Vec<String> = kv
+        .list("user:")
+        .collect::<io::Result<_>>()
+        .expect("kv list");
+    println!("   kvclient::blocking list     -> {users:?}");
 
-    // And async code uses the async API directly, with its own pool on this runtime.
+    // And async code uses the async API directly, with its own pool on this
+    // runtime: the same stream, awaited.
     let async_kv = kvclient::Client::new(addr, 2);
     async_kv.set("lang", "rust").await.expect("kv request");
     println!(
-        "   kvclient::Client (async)    -> {:?}",
+        "   kvclient::Client get        -> {:?}",
         async_kv.get("lang").await.expect("kv request")
     );
+    let users: Vec<String> = async_kv.list("user:").try_collect().await.expect("kv list");
+    println!("   kvclient::Client list       -> {users:?} (the stream, awaited)");
 }
 
 fn main() {
@@ -265,8 +393,8 @@ fn main() {
     let listener = bridge::call_blocking(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let _server = bridge::worker_loop().spawn(serve(listener, accepted.clone()));
+    let stats = Arc::new(ServerStats::default());
+    let _server = bridge::worker_loop().spawn(serve(listener, stats.clone()));
     println!("key-value server on {addr} (on bridge's worker loop)");
 
     let kv = kvclient::blocking::Client::new(addr, 8);
@@ -292,6 +420,20 @@ fn main() {
         "   bad input is an error, not a panic: {}",
         kv.set("two words", "x").unwrap_err()
     );
+    for (id, name) in [(1, "ada"), (2, "grace"), (3, "linus")] {
+        kv.set(&format!("user:{id}"), name).expect("kv request");
+    }
+    // The stream `list` returns, as a blocking iterator: each page is
+    // fetched (on the worker loop) when the loop reaches it.
+    let mut users = Vec::new();
+    for key in kv.list("user:") {
+        users.push(key.expect("kv list"));
+    }
+    println!("   list(\"user:\") -> {users:?} (a blocking iterator over the async stream)");
+    println!(
+        "   kv.inner().list_blocking(\"user:\").count() -> {} (the twin)",
+        kv.inner().list_blocking("user:").count()
+    );
 
     // 2. Inside a runtime.
     inside_tokio_main(&kv, addr);
@@ -299,13 +441,14 @@ fn main() {
     // 3. Many threads, one client, one pool.
     let threads = 16;
     let ops_per_thread = 200;
+    let keys_per_thread = 25;
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for t in 0..threads {
             let kv = kv.clone();
             s.spawn(move || {
                 for i in 0..ops_per_thread {
-                    let key = format!("t{t}-k{}", i % 10);
+                    let key = format!("t{t}-k{}", i % keys_per_thread);
                     let value = format!("{i}");
                     kv.set(&key, &value).expect("kv request");
                     assert_eq!(
@@ -325,7 +468,29 @@ fn main() {
         "   {ops} requests in {elapsed:.2?} = {:.0} requests/s; every value read back matched",
         ops as f64 / elapsed.as_secs_f64()
     );
-    let total = accepted.load(Ordering::Relaxed);
+
+    // Every key the threads wrote, listed through the blocking iterator:
+    // many pages, none lost, none repeated.
+    let scans_before = stats.scans.load(Ordering::Relaxed);
+    let t1 = Instant::now();
+    let listed: Vec<String> = kv.list("t").collect::<io::Result<_>>().expect("kv list");
+    let listing = t1.elapsed();
+    let pages = stats.scans.load(Ordering::Relaxed) - scans_before;
+    assert_eq!(
+        listed.len(),
+        threads * keys_per_thread,
+        "list returns every key written"
+    );
+    assert!(
+        listed.windows(2).all(|w| w[0] < w[1]),
+        "list returns the keys in order, each once"
+    );
+    println!(
+        "   list(\"t\") -> {} keys in {pages} pages of at most {PAGE_SIZE} ({listing:.2?}): \
+         every key the threads wrote, once each, in order",
+        listed.len()
+    );
+    let total = stats.accepted.load(Ordering::Relaxed);
     println!(
         "   connections opened by the shared pool: {} (cap 8); the server accepted {total} \
          in all ({} from the async client of step 2)",
