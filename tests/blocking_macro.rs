@@ -865,7 +865,7 @@ impl Catalog {
     }
 
     /// Neither `async` nor a stream: forwarded as it is.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.items.len()
     }
 }
@@ -899,7 +899,7 @@ fn stream_twins(_ctx: Ctx) {
         ["r"; 3]
     );
     assert_eq!(catalog.configured_blocking().collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(catalog.len(), 13);
+    assert_eq!(catalog.size(), 13);
     assert_eq!(catalog.clone().into_items_blocking().count(), 13);
 
     let blocking = BlockingCatalog::from(catalog);
@@ -910,7 +910,7 @@ fn stream_twins(_ctx: Ctx) {
     assert_eq!(blocking.places().collect::<Vec<_>>(), [true; 3]);
     assert_eq!(BlockingCatalog::repeat(7u8, 2).collect::<Vec<_>>(), [7, 7]);
     assert_eq!(blocking.configured().collect::<Vec<_>>(), [1, 2]);
-    assert_eq!(blocking.len(), 13);
+    assert_eq!(blocking.size(), 13);
     assert_eq!(blocking.into_items().last().as_deref(), Some("a9"));
 }
 every_context!(stream_everywhere, stream_twins);

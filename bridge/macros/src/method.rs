@@ -150,7 +150,7 @@ pub(crate) enum Blocking {
         /// The `Stream` trait as the method names it, without `<Item = T>`.
         bound: Path,
         /// `T`.
-        item: Type,
+        item: Box<Type>,
     },
 }
 
@@ -209,7 +209,7 @@ fn ungroup(ty: &Type) -> &Type {
 
 /// `Stream<Item = T>` (any path ending in `Stream`): the path without its
 /// arguments, and `T`.
-fn stream_bound(bound: &TypeParamBound) -> Option<(Path, Type)> {
+fn stream_bound(bound: &TypeParamBound) -> Option<(Path, Box<Type>)> {
     let TypeParamBound::Trait(t) = bound else {
         return None;
     };
@@ -222,7 +222,7 @@ fn stream_bound(bound: &TypeParamBound) -> Option<(Path, Type)> {
     }
     let item = args.args.iter().find_map(|a| match a {
         GenericArgument::AssocType(a) if a.ident == "Item" && a.generics.is_none() => {
-            Some(a.ty.clone())
+            Some(Box::new(a.ty.clone()))
         }
         _ => None,
     })?;
