@@ -22,6 +22,7 @@ use std::task::{Context, Poll};
 use futures_core::stream::{FusedStream, Stream};
 
 use crate::executor::{run_in_executor, Executor};
+use crate::park::YieldSpin;
 use crate::stream_channel::{Channel, End, Gone, Receiver};
 use crate::sync::plain::Arc;
 
@@ -56,8 +57,12 @@ fn drop_caught<V>(value: V) -> Option<Box<dyn std::any::Any + Send>> {
 }
 
 /// Blocks this executor thread until the buffer has room.
-fn wait_for_room<T>(chan: &Channel<T>, caller: &'static Location<'static>) -> Result<(), Gone> {
-    crate::wait::blocking_region(caller, || chan.wait_room())
+fn wait_for_room<T>(
+    chan: &Channel<T>,
+    spin: &mut YieldSpin,
+    caller: &'static Location<'static>,
+) -> Result<(), Gone> {
+    crate::wait::blocking_region(caller, || chan.wait_room(spin))
 }
 
 /// The job: runs the iterator inside `span`, handing each item over.
@@ -82,8 +87,9 @@ fn produce<I>(
     };
     // Whether the buffer had room after the last item (a fresh one has).
     let mut room = true;
+    let mut spin = YieldSpin::new();
     loop {
-        if !room && wait_for_room(chan, caller).is_err() {
+        if !room && wait_for_room(chan, &mut spin, caller).is_err() {
             break;
         }
         match catch_unwind(AssertUnwindSafe(|| iter.next())) {
@@ -205,6 +211,7 @@ where
     drop(job);
     ExecutorStream {
         rx: Receiver::new(chan),
+        spin: YieldSpin::new(),
     }
 }
 
@@ -247,6 +254,9 @@ pub struct ExecutorStream<T> {
     /// Items taken from the channel and not yet returned; dropping it tells
     /// the job the consumer is gone.
     rx: Receiver<T>,
+    /// How long to poll again, yielding, before sleeping when nothing is
+    /// buffered.
+    spin: YieldSpin,
 }
 
 // The items are never pinned: they sit in a queue and are moved out.
@@ -256,17 +266,31 @@ impl<T> Stream for ExecutorStream<T> {
     type Item = T;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let rx = &mut self.get_mut().rx;
-        if let Some(item) = rx.pop() {
+        let this = self.get_mut();
+        if let Some(item) = this.rx.pop() {
             return Poll::Ready(Some(item));
         }
-        if rx.is_done() {
+        if this.rx.is_done() {
             return Poll::Ready(None);
         }
-        let end = match rx.poll_take(Some(cx.waker())) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(rx.pop()),
-            Poll::Ready(Some(end)) => end,
+        // Nothing buffered: the job is in `next()` or about to hand an item
+        // over. While the spin lasts, yield this thread and poll again (a
+        // sleep and a wake-up on each side per batch cost more than the
+        // batch); then register the waker and wait.
+        let taken = match this.rx.poll_take(None) {
+            Poll::Pending if this.spin.keep_yielding() => {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Pending => match this.rx.poll_take(Some(cx.waker())) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(taken) => taken,
+            },
+            Poll::Ready(taken) => taken,
+        };
+        this.spin.waited();
+        let Some(end) = taken else {
+            return Poll::Ready(this.rx.pop());
         };
         match end {
             End::Finished => Poll::Ready(None),

@@ -134,6 +134,153 @@ pub(crate) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// The spin of a waiter that waits on one peer over and over (a stream's
+/// producer waiting for room, its consumer waiting for items), when the
+/// two may share a core: between checks it gives its core away
+/// ([`yield_now`](std::thread::yield_now)) instead of pausing on it.
+///
+/// * With a free core, a check costs a system call, and the wait ends within
+///   a microsecond of the peer's hand-over, without a sleep and a wake-up on
+///   either side (tens of microseconds each on an idle vCPU).
+/// * With the peer on the same core, the yield lets it run at once, where a
+///   busy spin would hold the core it waits for until preempted.
+/// * With a third thread on the same core (a CPU-bound neighbour), the
+///   scheduler (EEVDF since Linux 6.6) runs that thread for a whole time
+///   slice before coming back: one yield then costs milliseconds. A yield
+///   that took longer than [`MAX_SPIN`] shows this thread lost its core, and
+///   its waits do not spin for [`COOLDOWN`] after that: they park at once,
+///   as without a spin. (Without this, a stream on a 2-core machine beside
+///   two CPU-bound processes ran 300x slower, now and then, than with it.)
+///
+/// The budget adapts as [`spin_until`]'s, but per waiter, not per thread: a
+/// wait that ended in the spin doubles it (up to [`MAX_SPIN`]), one that ran
+/// out halves it (down to [`MIN_SPIN`]), so a peer that is slow anyway (an
+/// iterator whose `next()` reads a file) soon costs only [`MIN_SPIN`] per
+/// wait.
+#[derive(Debug)]
+pub(crate) struct YieldSpin {
+    budget: Duration,
+    /// When the wait being spread over several polls began
+    /// ([`keep_yielding`](Self::keep_yielding)).
+    since: Option<Instant>,
+}
+
+/// How long a thread whose yield lost its core does not spin in a
+/// [`YieldSpin`]: long enough that retrying costs at most a few percent of
+/// a contended core, short enough to spin again soon after the contention.
+#[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
+const COOLDOWN: Duration = Duration::from_millis(100);
+
+#[cfg(not(bridge_loom))]
+std::thread_local! {
+    // Not a model concern: a per-thread tuning value, never shared.
+    static NO_SPIN_UNTIL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+impl YieldSpin {
+    pub(crate) fn new() -> YieldSpin {
+        YieldSpin {
+            budget: Duration::from_micros(20),
+            since: None,
+        }
+    }
+
+    #[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
+    fn ended_in_spin(&mut self) {
+        self.budget = (self.budget * 2).min(MAX_SPIN);
+    }
+
+    #[cfg_attr(bridge_loom, allow(dead_code))] // under loom there is no spin
+    fn ran_out(&mut self) {
+        self.budget = (self.budget / 2).max(MIN_SPIN);
+    }
+
+    /// Whether this thread may spin: it has not lost its core to a yield
+    /// in the last [`COOLDOWN`]. (During thread teardown: no.)
+    #[cfg(not(bridge_loom))]
+    fn may_spin() -> bool {
+        NO_SPIN_UNTIL
+            .try_with(|c| c.get().is_none_or(|until| Instant::now() >= until))
+            .unwrap_or(false)
+    }
+
+    /// Gives this thread's core away once; a yield that took longer than
+    /// [`MAX_SPIN`] starts the [`COOLDOWN`].
+    #[cfg(not(bridge_loom))]
+    fn pause() {
+        let start = Instant::now();
+        std::thread::yield_now();
+        let now = Instant::now();
+        if now.duration_since(start) > MAX_SPIN {
+            let _ = NO_SPIN_UNTIL.try_with(|c| c.set(Some(now + COOLDOWN)));
+        }
+    }
+
+    /// Yields this thread between checks until `done()` returns true or the
+    /// budget runs out; returns whether `done()` became true. For a sync
+    /// waiter, which then parks.
+    #[cfg(not(bridge_loom))]
+    pub(crate) fn yield_until(&mut self, mut done: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        loop {
+            if done() {
+                self.ended_in_spin();
+                return true;
+            }
+            if !Self::may_spin() {
+                return false;
+            }
+            Self::pause();
+            if start.elapsed() >= self.budget {
+                self.ran_out();
+                return done();
+            }
+        }
+    }
+
+    /// Under loom: check once, never spin.
+    #[cfg(bridge_loom)]
+    pub(crate) fn yield_until(&mut self, mut done: impl FnMut() -> bool) -> bool {
+        done()
+    }
+
+    /// For an async waiter that found nothing, a spin spread over its
+    /// polls: whether to yield this thread and poll again (the caller wakes
+    /// its own task and returns `Pending`) rather than register its waker.
+    /// The first call starts the wait; [`waited`](Self::waited) ends it.
+    #[cfg(not(bridge_loom))]
+    pub(crate) fn keep_yielding(&mut self) -> bool {
+        if !Self::may_spin() {
+            self.since = None;
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) < self.budget {
+            Self::pause();
+            true
+        } else {
+            self.since = None;
+            self.ran_out();
+            false
+        }
+    }
+
+    /// Under loom: never spin; the model checks the waker path.
+    #[cfg(bridge_loom)]
+    pub(crate) fn keep_yielding(&mut self) -> bool {
+        false
+    }
+
+    /// The async waiter found what it waited for: a wait that ended while
+    /// it was yielding counts as ended in the spin.
+    pub(crate) fn waited(&mut self) {
+        if self.since.take().is_some() {
+            self.ended_in_spin();
+        }
+    }
+}
+
 /// Time left until `deadline`, or `None` once it has passed.
 pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
     deadline
