@@ -24,7 +24,7 @@ use futures_core::stream::{FusedStream, Stream};
 use crate::executor::{run_in_executor, Executor};
 use crate::park::YieldSpin;
 use crate::stream_channel::{Channel, End, Gone, Receiver};
-use crate::sync::plain::Arc;
+use crate::sync::Arc;
 
 /// What `poll_next` panics with when the executor never ran the job.
 const CLOSED: &str = "bridge::stream_in_executor: the executor is closed (Executor::close or \
@@ -192,13 +192,7 @@ where
     I::Item: Send + 'static,
 {
     let chan = Arc::new(Channel::new());
-    let sender = Sender {
-        chan: chan.clone(),
-        started: false,
-    };
-    let span = tracing::Span::current();
-    let caller = Location::caller();
-    let job = run_in_executor(executor, move || produce(sender, iter, span, caller));
+    let job = run_in_executor(executor, job(chan.clone(), iter, Location::caller()));
     // The job records the end without waking the consumer; this wakes it
     // once the job's outcome is published and its thread is about to count
     // as idle again, so a consumer that starts the next stream at once
@@ -209,10 +203,27 @@ where
     // Detached: the channel carries the outcome, and a job that is dropped
     // unrun says so through the sender's drop.
     drop(job);
-    ExecutorStream {
-        rx: Receiver::new(chan),
-        spin: YieldSpin::new(),
-    }
+    ExecutorStream::new(Receiver::new(chan))
+}
+
+/// The job that runs `iter` and hands its items to `chan`, inside the span
+/// current here (what `stream_in_executor` submits; the loom models run it
+/// through `loom_api`). Dropped unrun, it ends the channel saying so.
+pub(crate) fn job<I>(
+    chan: Arc<Channel<I::Item>>,
+    iter: I,
+    caller: &'static Location<'static>,
+) -> impl FnOnce() + Send
+where
+    I: IntoIterator + Send,
+    I::Item: Send,
+{
+    let sender = Sender {
+        chan,
+        started: false,
+    };
+    let span = tracing::Span::current();
+    move || produce(sender, iter, span, caller)
 }
 
 /// The items of a blocking iterator running on an executor, as a
@@ -257,6 +268,16 @@ pub struct ExecutorStream<T> {
     /// How long to poll again, yielding, before sleeping when nothing is
     /// buffered.
     spin: YieldSpin,
+}
+
+impl<T> ExecutorStream<T> {
+    /// The stream of the items `rx` receives.
+    pub(crate) fn new(rx: Receiver<T>) -> ExecutorStream<T> {
+        ExecutorStream {
+            rx,
+            spin: YieldSpin::new(),
+        }
+    }
 }
 
 // The items are never pinned: they sit in a queue and are moved out.

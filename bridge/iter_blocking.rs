@@ -26,7 +26,7 @@ use futures_core::Stream;
 use crate::future::ConcurrentFuture;
 use crate::park;
 use crate::stream_channel::{Channel, End, Receiver, READ_AHEAD};
-use crate::sync::plain::Arc;
+use crate::sync::Arc;
 
 /// The most items the producer polls in one turn of the worker loop before
 /// it yields, so that a stream that is always ready does not keep the
@@ -152,9 +152,25 @@ where
     }
 }
 
+/// The task that polls `stream` on the worker loop and hands its items to
+/// `chan`, inside the span current here (what `iter_blocking` spawns; the
+/// loom models poll it through `loom_api`).
+pub(crate) fn producer<S>(stream: S, chan: Arc<Channel<S::Item>>) -> impl Future<Output = ()>
+where
+    S: Stream,
+{
+    Producer {
+        stream: Some(stream),
+        chan,
+        staging: Vec::with_capacity(READ_AHEAD),
+        room: READ_AHEAD,
+        span: tracing::Span::current(),
+    }
+}
+
 /// How many buffered items end the spin of a `next()` at once: a quarter
-/// of the read-ahead.
-const TAKE_AT: usize = READ_AHEAD / 4;
+/// of the read-ahead (at least one: under loom the read-ahead is 2).
+const TAKE_AT: usize = if READ_AHEAD >= 4 { READ_AHEAD / 4 } else { 1 };
 
 /// How long the spin of a `next()` lets items gather after the first one
 /// arrived, unless [`TAKE_AT`] are there first: about the time a stream
@@ -181,6 +197,24 @@ fn spin_for_batch<T>(rx: &mut Receiver<T>) -> Poll<Option<End>> {
         return Poll::Pending;
     }
     rx.poll_take(None)
+}
+
+/// Takes the next batch into `rx` (`None`), or the end, blocking this
+/// thread while the channel is empty: a look, the spin on the hint
+/// ([`spin_for_batch`]), then a park. `next()`'s slow path; the loom models
+/// drive it through `loom_api`.
+#[inline]
+pub(crate) fn take_blocking<T>(
+    rx: &mut Receiver<T>,
+    caller: &'static Location<'static>,
+) -> Option<End> {
+    match rx.poll_take(None) {
+        Poll::Ready(taken) => taken,
+        Poll::Pending => crate::wait::blocking_region(caller, || match spin_for_batch(rx) {
+            Poll::Ready(taken) => taken,
+            Poll::Pending => park::block_on(poll_fn(|cx| rx.poll_take(Some(cx.waker())))),
+        }),
+    }
 }
 
 /// Iterates the async `stream` from sync code: the stream is polled on the
@@ -247,13 +281,7 @@ where
     S::Item: Send + 'static,
 {
     let chan = Arc::new(Channel::new());
-    let producer = Producer {
-        stream: Some(stream),
-        chan: chan.clone(),
-        staging: Vec::with_capacity(READ_AHEAD),
-        room: READ_AHEAD,
-        span: tracing::Span::current(),
-    };
+    let producer = producer(stream, chan.clone());
     let worker = match crate::worker::try_worker_loop() {
         Ok(w) => w,
         Err(e) => panic!("bridge::iter_blocking: the worker loop could not be started: {e}"),
@@ -294,17 +322,7 @@ impl<T> BlockingIter<T> {
     /// Takes the next batch from the channel, blocking if it is empty.
     fn refill(&mut self) -> Option<T> {
         self.task.as_ref()?;
-        let rx = &mut self.rx;
-        let taken = match rx.poll_take(None) {
-            Poll::Ready(taken) => taken,
-            Poll::Pending => {
-                crate::wait::blocking_region(self.caller, || match spin_for_batch(rx) {
-                    Poll::Ready(taken) => taken,
-                    Poll::Pending => park::block_on(poll_fn(|cx| rx.poll_take(Some(cx.waker())))),
-                })
-            }
-        };
-        let end = match taken {
+        let end = match take_blocking(&mut self.rx, self.caller) {
             None => return self.rx.pop(),
             Some(end) => end,
         };

@@ -22,6 +22,12 @@
 //! rest: with a consumer faster than its producer, each round of wake-ups
 //! moves a whole read-ahead's worth of items, not half.
 //!
+//! Under `--cfg bridge_loom` the state is loom's (lock, condvar, hint) and
+//! the read-ahead is 2, with a half-batch release from batches of 2, so that
+//! the models in `loom-tests/tests/stream_channel.rs` fill the buffer, wait
+//! for room and release early within a few items (each item adds locks, so
+//! interleavings, to explore).
+//!
 //! # The state
 //!
 //! | field           | set by                               | cleared by                           |
@@ -71,21 +77,41 @@ use std::task::{Poll, Waker};
 use crossbeam_utils::CachePadded;
 
 use crate::park::YieldSpin;
-use crate::sync::plain::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 
 /// The most items a sender is ever ahead of its consumer: the API.md bound.
 ///
 /// As large as the bound allows: when the consumer is faster than the
 /// producer it catches up and waits, and each such round costs a wake-up or
 /// two, so the items moved per round set the cost per item.
+#[cfg(not(bridge_loom))]
 pub(crate) const READ_AHEAD: usize = 64;
+
+/// Under loom, 2: the models (`loom-tests/tests/stream_channel.rs`) explore
+/// every interleaving of every lock taken, so their state space grows with
+/// the items moved; with 2 a few items already fill the buffer, make the
+/// sender wait for room more than once and the receiver release half a
+/// batch (one item of two). Nothing in the channel's logic depends on the
+/// size beyond the asserts below.
+#[cfg(bridge_loom)]
+pub(crate) const READ_AHEAD: usize = 2;
 
 /// Batches smaller than this are released only when the receiver comes
 /// back for the next one (a half-batch release would cost more than it
 /// gains).
+#[cfg(not(bridge_loom))]
 const RELEASE_EARLY_FROM: usize = 8;
 
+/// Under loom, 2 (with a read-ahead of 2): a full batch releases its first
+/// half (one item) once that is consumed, so the models reach the early
+/// release.
+#[cfg(bridge_loom)]
+const RELEASE_EARLY_FROM: usize = 2;
+
 const _: () = assert!(READ_AHEAD <= 64, "API.md: at most 64 items of read-ahead");
+// A full batch is released early, and half of a batch is neither none of it
+// nor all of it (n / 2 is in 1..n for n >= 2).
+const _: () = assert!(RELEASE_EARLY_FROM >= 2 && RELEASE_EARLY_FROM <= READ_AHEAD);
 
 /// How a stream or iterator ended, as the receiver learns it.
 pub(crate) enum End {
@@ -142,7 +168,19 @@ pub(crate) struct Channel<T> {
     ready: CachePadded<AtomicUsize>,
     /// A sync sender waits here for room.
     room: Condvar,
+    /// Under loom: how many times a sync sender waited on `room`, and a
+    /// receiver registered its waker, for the models to tell which paths
+    /// they reached. Not modelled.
+    #[cfg(bridge_loom)]
+    waits: [crate::sync::plain::AtomicUsize; 2],
 }
+
+/// Under loom, [`Channel::waits`] of the sync sender.
+#[cfg(bridge_loom)]
+pub(crate) const SENDER: usize = 0;
+/// Under loom, [`Channel::waits`] of the receiver.
+#[cfg(bridge_loom)]
+pub(crate) const RECEIVER: usize = 1;
 
 /// The receiver went away: stop producing.
 pub(crate) struct Gone;
@@ -170,6 +208,8 @@ impl<T> Channel<T> {
             }),
             room: Condvar::new(),
             ready: CachePadded::new(AtomicUsize::new(0)),
+            #[cfg(bridge_loom)]
+            waits: Default::default(),
         }
     }
 
@@ -226,6 +266,8 @@ impl<T> Channel<T> {
                 return Ok(());
             }
             st.sender_parked = true;
+            #[cfg(bridge_loom)]
+            self.count_wait(SENDER);
             self.room.wait(&mut st);
         }
     }
@@ -315,6 +357,20 @@ impl<T> Channel<T> {
         self.state.lock().receiver_gone
     }
 
+    #[cfg(bridge_loom)]
+    fn count_wait(&self, side: usize) {
+        // ORDERING: Relaxed: a count the models read after joining.
+        self.waits[side].fetch_add(1, crate::sync::plain::Ordering::Relaxed);
+    }
+
+    /// Under loom: how many times a sync sender waited for room
+    /// ([`SENDER`]), or a receiver registered its waker ([`RECEIVER`]).
+    #[cfg(bridge_loom)]
+    pub(crate) fn waits(&self, side: usize) -> usize {
+        // ORDERING: Relaxed: read after the threads were joined.
+        self.waits[side].load(crate::sync::plain::Ordering::Relaxed)
+    }
+
     // ----- the receiving half (through `Receiver`) -----
 
     /// Releases everything handed out before (`local` is empty: it was all
@@ -340,6 +396,8 @@ impl<T> Channel<T> {
         } else {
             if let Some(waker) = waker {
                 old = register(&mut st.receiver_waker, waker);
+                #[cfg(bridge_loom)]
+                self.count_wait(RECEIVER);
             }
             Poll::Pending
         };
