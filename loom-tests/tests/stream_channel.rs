@@ -10,26 +10,35 @@
 //! done-callback's `wake_receiver`) against the real `ExecutorStream`
 //! consumer, and the real `iter_blocking` task (`poll_room` with its waker,
 //! `send_batch`, `close`) against the real `BlockingIter` take path (a look,
-//! the hint, then `park::block_on`). Every model checks: every item arrives
-//! once and in order, then the end; every item is dropped exactly once; no
-//! side waits for a wake-up that never comes (loom reports a thread parked
-//! forever as a deadlock). The channel has one sender and one receiver by
+//! the hint, then `park::block_on`): every item arrives once and in order,
+//! then the end. Every model checks that every item is dropped exactly once
+//! (taken, buffered or never produced) and that no side waits for a wake-up
+//! that never comes (loom reports a thread parked forever as a deadlock). The channel has one sender and one receiver by
 //! design, so each model has two waits on each side where it can (the
 //! sender waits for room more than once, the receiver for items more than
 //! once), asserted reached with `Coverage`.
 //!
-//! Checked against seeded bugs (each made a model fail, each on its own):
+//! Checked against seeded bugs, each on its own (every one made the models
+//! named fail: a deadlock is loom reporting the lost wake-up):
 //!
 //! | seeded bug in bridge/stream_channel.rs | caught by |
 //! |-----------------------------------------|-----------|
 //! | `send` does not take the receiver's waker | `sync_sender_async_receiver` (deadlock) |
 //! | `send_batch` does not take the receiver's waker | `async_sender_sync_receiver` (deadlock) |
-//! | `wait_room` waits without setting `sender_parked` | `sync_sender_async_receiver`, `half_batch_release_wakes_a_sync_sender`, `receiver_dropped_while_a_sync_sender_waits` (deadlock) |
-//! | `poll_take` does not wake a sender after making room | `sync_sender_async_receiver`, `async_sender_sync_receiver` (deadlock) |
-//! | `release` does not wake a sender | `half_batch_release_wakes_a_sync_sender`, `half_batch_release_wakes_an_async_sender` (deadlock) |
-//! | `drop_receiver` does not wake a sender | `receiver_dropped_while_a_sync_sender_waits`, `receiver_dropped_while_an_async_sender_waits` (deadlock) |
 //! | `wake_receiver` wakes nobody | `sync_sender_async_receiver` (deadlock) |
-//! | `poll_room` returns `Pending` without registering its waker | `async_sender_sync_receiver`, `half_batch_release_wakes_an_async_sender` (deadlock) |
+//! | `poll_take` returns `Pending` without registering its waker | both end-to-end models (deadlock) |
+//! | `poll_take` does not wake a sender after making room | both end-to-end models (deadlock) |
+//! | `wait_room` waits without setting `sender_parked` | `sync_sender_async_receiver`, `receiver_dropped_while_a_sync_sender_waits`, `half_batch_release_wakes_a_sync_sender` (deadlock) |
+//! | `poll_room` returns `Pending` without registering its waker | `async_sender_sync_receiver`, `receiver_dropped_while_an_async_sender_waits`, `half_batch_release_wakes_an_async_sender` (deadlock) |
+//! | `release` does not wake a sender | both `half_batch_release_wakes_*` (deadlock) |
+//! | `drop_receiver` does not wake a sender | both `receiver_dropped_while_*` (deadlock) |
+//! | `drop_receiver` leaves the buffered items in the channel | both `receiver_dropped_while_*`, `half_batch_release_wakes_an_async_sender` (items not dropped) |
+//!
+//! Two edits pass every model, rightly: never setting the `ready` hint on
+//! `send_batch`, and never resetting it on a take. It is only a hint: a
+//! receiver that trusts a stale one finds nothing under the lock and
+//! registers its waker; one that misses it parks and is woken (under std
+//! these cost time, not correctness).
 #![cfg(bridge_loom)]
 
 use std::sync::Arc as StdArc;
