@@ -335,6 +335,24 @@ fn floor(c: &mut Criterion) {
 // ---------------------------------------------------------------------------
 // 2. hand-off
 
+/// A library's async client, for the borrowing hand-off: `get` borrows
+/// `self` and the key.
+struct Table {
+    rows: Vec<(String, u64)>,
+}
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            rows: (0..16).map(|i| (format!("k{i}"), i)).collect(),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Option<u64> {
+        self.rows.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
 fn handoff(c: &mut Criterion) {
     let mut g = c.benchmark_group("handoff");
     // Warm the worker loop.
@@ -342,6 +360,12 @@ fn handoff(c: &mut Criterion) {
 
     g.bench_function("ours/call_blocking", |b| {
         b.iter(|| bridge::call_blocking(async { black_box(1u64) }))
+    });
+    // The same hand-off with a future that borrows the caller's data (the
+    // `call_blocking(self.inner.get(key))` shape): no clone, no `'static`.
+    let table = Table::new();
+    g.bench_function("ours/call_blocking_borrowing", |b| {
+        b.iter(|| bridge::call_blocking(table.get(black_box("k7"))))
     });
 
     let current = tokio::runtime::Builder::new_current_thread()
@@ -877,6 +901,13 @@ fn measure_allocs() -> Vec<(&'static str, f64)> {
         "handoff/ours/call_blocking",
         allocs_per_op(n, || {
             black_box(bridge::call_blocking(async { black_box(1u64) }));
+        }),
+    ));
+    let table = Table::new();
+    out.push((
+        "handoff/ours/call_blocking_borrowing",
+        allocs_per_op(n, || {
+            black_box(bridge::call_blocking(table.get(black_box("k7"))));
         }),
     ));
     let current = tokio::runtime::Builder::new_current_thread()

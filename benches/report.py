@@ -53,6 +53,8 @@ PEERS = {
 GROUP_ORDER = ["floor", "handoff", "inline", "submit", "loop_paths", "executor", "contention"]
 # Groups of other bench binaries that are not ours-vs-peers comparisons.
 SKIP_GROUPS = {"debug"}
+# The groups of benches/streams.rs: their own table (`streams_table`).
+STREAM_GROUPS = ["iter_blocking/ready", "iter_blocking/yielding", "stream_in_executor"]
 # The groups of benches/bridge.rs; the rest come from other bench binaries.
 BRIDGE_GROUPS = {"floor", "handoff", "inline", "submit", "loop_paths", "contention"}
 # A whole `cargo bench --bench bridge` run takes about 5 minutes: an entry of
@@ -176,7 +178,7 @@ def table(data, extra):
     lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
     groups = sorted({v["group"] for v in data.values()}, key=group_key)
     for g in groups:
-        if g in ("floor", "loop_paths"):
+        if g in ("floor", "loop_paths") or g in STREAM_GROUPS:
             continue
         for fid in sorted(k for k, v in data.items() if v["group"] == g and is_ours(k)):
             e = data[fid]
@@ -215,7 +217,7 @@ def floor_table(data):
 def peers_table(data, extra):
     lines = ["| peer | median | allocs/op |", "|---|---:|---:|"]
     for g in sorted({v["group"] for v in data.values()}, key=group_key):
-        if g.startswith("contention/") or g in ("floor", "loop_paths"):
+        if g.startswith("contention/") or g in ("floor", "loop_paths") or g in STREAM_GROUPS:
             continue
         for fid in sorted(k for k, v in data.items() if v["group"] == g and not is_ours(k)):
             if not is_peer(fid):
@@ -224,6 +226,27 @@ def peers_table(data, extra):
                 f"| {name(fid, data)} | {fmt_time(data[fid]['median'])} | {allocs_of(extra, fid)} |"
             )
     return "\n".join(lines)
+
+
+def streams_table(data):
+    """benches/streams.rs: time per item of each stream direction beside the
+    hand-written pattern it replaces, at each item count."""
+    lines = ["| group | items | `bridge` per item | peer | peer per item | bridge / peer |",
+             "|---|---:|---:|---|---:|---:|"]
+    for g in STREAM_GROUPS:
+        sizes = sorted({int(v["value"]) for k, v in data.items()
+                        if v["group"] == g and (v["value"] or "").isdigit()})
+        for n in sizes:
+            ours = data.get(f"{g}/bridge/{n}")
+            if not ours:
+                continue
+            for fid in sorted(k for k, v in data.items() if v["group"] == g
+                              and v["value"] == str(n) and v["function"] != "bridge"):
+                peer = data[fid]
+                lines.append("| `{}` | {} | {} | `{}` | {} | {} |".format(
+                    g, n, fmt_time(ours["median"] / n), peer["function"],
+                    fmt_time(peer["median"] / n), fmt_ratio(ours["median"] / peer["median"])))
+    return "\n".join(lines) if len(lines) > 2 else None
 
 
 def check(name, value, limit, better_low=True, unit="x"):
@@ -551,6 +574,8 @@ def main():
         os.environ.get("CARGO_TARGET_DIR", "target"), "criterion"))
     ap.add_argument("--svg", default="benches/contention.svg")
     ap.add_argument("--readme", help="rewrite the results section of this file")
+    ap.add_argument("--only", help="rewrite only these sections (comma-separated: results, "
+                    "streams, e2e), e.g. after running one bench binary")
     ap.add_argument("--e2e-svg", default="benches/e2e.svg")
     args = ap.parse_args()
 
@@ -598,6 +623,10 @@ def main():
         print(f"plot written: {args.svg}", file=sys.stderr)
 
     sections = [("results", text)]
+    streams = streams_table(data)
+    if streams:
+        print(streams)
+        sections.append(("streams", streams + "\n"))
     e2e_path = os.path.join(args.criterion, "e2e.json")
     if os.path.exists(e2e_path):
         with open(e2e_path) as f:
@@ -613,7 +642,10 @@ def main():
     if args.readme:
         with open(args.readme) as f:
             readme = f.read()
+        only = set(args.only.split(",")) if args.only else None
         for marker, body in sections:
+            if only is not None and marker not in only:
+                continue
             begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
             if begin not in readme or end not in readme:
                 print(f"{args.readme} has no {begin} ... {end} markers: {marker} not written",

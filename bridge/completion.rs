@@ -297,21 +297,11 @@ impl<T> Inner<T> {
         if self.register_thread() {
             return true;
         }
-        loop {
-            if self.state().is_complete() {
-                return true;
-            }
-            match deadline {
-                None => sync::park(),
-                Some(d) => match park::remaining(d) {
-                    Some(left) => sync::park_timeout(left),
-                    None => {
-                        self.deregister_thread();
-                        return self.state().is_complete();
-                    }
-                },
-            }
+        if park::park_until(|| self.state().is_complete(), deadline) {
+            return true;
         }
+        self.deregister_thread();
+        self.state().is_complete()
     }
 
     /// Moves the outcome out. Call once, after observing `COMPLETE`.

@@ -444,21 +444,7 @@ impl ScopedJoin {
 
     /// Blocks the caller until the job is over or `deadline` passes.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
-        if park::spin_wait(|| self.done()) {
-            return true;
-        }
-        loop {
-            if self.done() {
-                return true;
-            }
-            match deadline {
-                None => sync::park(),
-                Some(d) => match park::remaining(d) {
-                    Some(left) => sync::park_timeout(left),
-                    None => return self.done(),
-                },
-            }
-        }
+        park::spin_wait(|| self.done()) || park::park_until(|| self.done(), deadline)
     }
 }
 

@@ -281,6 +281,26 @@ impl YieldSpin {
     }
 }
 
+/// Parks this thread until `done()` returns true (`true`) or `deadline`
+/// passes (`false`, unless `done()` became true by then): the wait after the
+/// spin, for every sync wait of the crate. Whoever makes `done()` true
+/// unparks this thread afterwards (a wake-up that comes first is kept by
+/// the thread's park token).
+pub(crate) fn park_until(mut done: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        match deadline {
+            None => crate::sync::park(),
+            Some(d) => match remaining(d) {
+                Some(left) => crate::sync::park_timeout(left),
+                None => return done(),
+            },
+        }
+    }
+}
+
 /// Time left until `deadline`, or `None` once it has passed.
 pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
     deadline
@@ -361,18 +381,8 @@ pub(crate) fn block_on_until<F: Future>(fut: F, deadline: Option<Instant>) -> Op
             let woken = || {
                 signal.woken.load(Ordering::Relaxed) && signal.woken.swap(false, Ordering::Acquire)
             };
-            if spin_wait(woken) {
-                continue;
-            }
-            // ORDERING: Acquire, as above.
-            while !signal.woken.swap(false, Ordering::Acquire) {
-                match deadline {
-                    None => crate::sync::park(),
-                    Some(d) => match remaining(d) {
-                        Some(left) => crate::sync::park_timeout(left),
-                        None => return None,
-                    },
-                }
+            if !spin_wait(woken) && !park_until(woken, deadline) {
+                return None;
             }
         }
     };

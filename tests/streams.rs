@@ -945,3 +945,100 @@ fn a_next_future_dropped_mid_wait_loses_no_item() {
         assert!(got.into_iter().eq(0..300));
     });
 }
+
+// ---------------------------------------------------------------------------
+// Waiting costs no CPU: both sides spin briefly before they sleep (see
+// bridge/stream_channel.rs, "Waiting: when to spin"); a wait that lasts
+// costs a few microseconds of spin, then nothing.
+
+/// This thread's time on a CPU so far (Linux: /proc/thread-self/schedstat).
+#[cfg(target_os = "linux")]
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns: u64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse().ok())
+        .expect("the first field is the time on a CPU in ns");
+    Duration::from_nanos(ns)
+}
+
+/// How long each wait below lasts; a side that spun through it would be on
+/// a CPU for most of it, one that sleeps for a few microseconds.
+#[cfg(target_os = "linux")]
+const LONG_WAIT: Duration = Duration::from_millis(150);
+
+/// Asserts that `cpu`, spent over `waits` waits of [`LONG_WAIT`], is far
+/// below the wall time.
+#[cfg(target_os = "linux")]
+fn assert_slept(who: &str, cpu: Duration, waits: u32) {
+    let wall = LONG_WAIT * waits;
+    assert!(
+        cpu < wall / 4,
+        "{who} was on a CPU for {cpu:?} of {wall:?} spent waiting: it spins instead of sleeping"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stream_consumer_waiting_on_a_slow_iterator_sleeps() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    bounded("consume a slow iterator", move || {
+        rt.block_on(async {
+            let slow = (0..4u32).inspect(|_| std::thread::sleep(LONG_WAIT));
+            let before = thread_cpu();
+            let items: Vec<u32> = bridge::stream_in_executor(None, slow).collect().await;
+            assert_eq!(items, [0, 1, 2, 3]);
+            assert_slept("the stream's consumer", thread_cpu() - before, 4);
+        })
+    });
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_iterator_job_waiting_for_a_slow_consumer_sleeps() {
+    // The job records its thread's CPU time at each `next()`: between the
+    // call that fills the read-ahead and the next one, it waited for room.
+    let cpu_at = Arc::new(Mutex::new(Vec::new()));
+    let record = cpu_at.clone();
+    let iter = (0..API_READ_AHEAD * 3).inspect(move |_| record.lock().unwrap().push(thread_cpu()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    bounded("consume slowly", move || {
+        rt.block_on(async {
+            let mut s = bridge::stream_in_executor(None, iter);
+            let mut n = 0;
+            while let Some(_item) = s.next().await {
+                n += 1;
+                // Three long pauses, each with the read-ahead full.
+                if n % API_READ_AHEAD == 1 {
+                    tokio::time::sleep(LONG_WAIT).await;
+                }
+            }
+            assert_eq!(n, API_READ_AHEAD * 3);
+        })
+    });
+    let cpu_at = cpu_at.lock().unwrap();
+    let spent = *cpu_at.last().unwrap() - cpu_at[0];
+    assert_slept("the iterator's job", spent, 3);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_blocking_iterator_waiting_on_a_slow_stream_sleeps() {
+    bounded("iterate a slow stream", || {
+        let slow = stream::iter(0..4u32).then(|i| async move {
+            tokio::time::sleep(LONG_WAIT).await;
+            i
+        });
+        let before = thread_cpu();
+        let items: Vec<u32> = bridge::iter_blocking(slow).collect();
+        assert_eq!(items, [0, 1, 2, 3]);
+        assert_slept("the blocking iterator", thread_cpu() - before, 4);
+    });
+}
