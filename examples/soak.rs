@@ -10,15 +10,34 @@
 //!
 //! Each call gets an id; its kind (which entry point, from which context),
 //! its fault (none, a panic, a cancel, a `wait_for` timeout, a deadline that
-//! is met, a closed loop, a loop closed while the call is in flight) and its
-//! delays come from a small PRNG seeded with `(seed, id)`, so a failing call
-//! can be replayed by id. Every call must end with exactly the outcome its
-//! fault should give (the value, `Panicked` with its own message,
-//! `Cancelled`, `Timeout`, `LoopClosed`). At the end:
+//! is met, a closed loop or executor, a loop closed while the call is in
+//! flight, a consumer that drops a stream early) and its delays come from a
+//! small PRNG seeded with `(seed, id)`, so a failing call can be replayed by
+//! id. Every call must end with exactly the outcome its fault should give
+//! (the value, `Panicked` with its own message, `Cancelled`, `Timeout`,
+//! `LoopClosed`, the closed executor's panic).
+//!
+//! About a third of the calls are stream calls: sync code iterating
+//! `iter_blocking(stream)` (from a plain thread, inside a tokio runtime,
+//! inside a task of a bridge loop or of the worker loop), async code
+//! consuming `stream_in_executor(executor, iter)` (in a tokio runtime, in a
+//! loop's task; on the default executor, on the soak's own, or on a closed
+//! one), and both at once (`iter_blocking(stream_in_executor(..))`). The
+//! stream or iterator yields k items (0, a few, or more than the read-ahead
+//! of 64, sometimes more than the worker's 256 items per turn), each after
+//! its delay, and may panic at item j, or its consumer drops it after j
+//! items (a dropped stream may be one that never ends). The consumer checks
+//! that every item comes in order, none lost or duplicated, that a panic
+//! comes after exactly j items, and that the iterator or stream is fused
+//! after its end or its panic. At the end:
 //!
 //! * every call resolved exactly once, with the expected outcome;
-//! * every submitted future or closure was dropped exactly once, and ran to
-//!   its end exactly when its outcome says it did;
+//! * every submitted future or closure, and every stream or iterator, was
+//!   dropped exactly once (a stream on the worker loop, an iterator on its
+//!   executor's thread, or on the caller's if the executor was closed), and
+//!   ran to its end exactly when its outcome says it did;
+//! * no stream or iterator was ever more than the read-ahead bound ahead of
+//!   its consumer, and every item handed over was dropped;
 //! * no call hung: a watchdog fails the run if no call finishes for 30 s;
 //! * threads and memory did not grow: thread count and RSS are printed at
 //!   the start, the middle and the end, and the run fails if the threads do
@@ -26,14 +45,17 @@
 //!
 //! The process exits with 0 only if all of that holds.
 
+use std::any::Any;
 use std::fmt;
-use std::panic::{catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bridge::{ConcurrentFuture, Error, Loop, LoopHandle};
+use bridge::{ConcurrentFuture, Error, Executor, ExecutorStream, Loop, LoopHandle};
+use futures::stream::{FusedStream, Stream, StreamExt};
+use futures::FutureExt;
 
 /// Calls in a default run: about a minute on a 2-core machine.
 const DEFAULT_CALLS: u64 = 400_000;
@@ -108,9 +130,27 @@ enum Op {
     Nested,
     /// A `Loop` task calling `call_blocking(block_on_safe(work))`.
     NestedInLoop,
+    /// `iter_blocking(stream)` iterated from a plain thread.
+    IterBlocking,
+    /// `iter_blocking(stream)` iterated inside a current-thread tokio
+    /// runtime's `block_on`.
+    IterBlockingInRuntime,
+    /// `iter_blocking(stream)` iterated inside a task of a bridge `Loop` or
+    /// of the worker loop (whose core moves away while `next()` waits).
+    IterBlockingInLoop,
+    /// `stream_in_executor(executor, iter)` consumed in a current-thread
+    /// tokio runtime.
+    StreamInExecutor,
+    /// `stream_in_executor(executor, iter)` consumed in a task of a bridge
+    /// `Loop` or of the worker loop.
+    StreamInExecutorInLoop,
+    /// `iter_blocking(stream_in_executor(executor, iter))` from a plain
+    /// thread: an iterator on an executor, through the worker loop, back to
+    /// sync code.
+    IterOverExecutorStream,
 }
 
-const OPS: [Op; 13] = [
+const OPS: [Op; 19] = [
     Op::CallBlocking,
     Op::CallBlockingInRuntime,
     Op::BlockOnSafePlain,
@@ -124,7 +164,19 @@ const OPS: [Op; 13] = [
     Op::ExecutorAwait,
     Op::Nested,
     Op::NestedInLoop,
+    Op::IterBlocking,
+    Op::IterBlockingInRuntime,
+    Op::IterBlockingInLoop,
+    Op::StreamInExecutor,
+    Op::StreamInExecutorInLoop,
+    Op::IterOverExecutorStream,
 ];
+
+/// The ops before the stream ops in [`OPS`].
+const CALL_OPS: usize = 13;
+/// One call in this many is a stream call: with its items it costs about
+/// twice as much as another call.
+const STREAM_SHARE: u64 = 6;
 
 /// The fault injected into a call.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -140,14 +192,20 @@ enum Fault {
     Timeout,
     /// `wait_for` with a deadline the work meets: the value.
     Deadline,
-    /// Submitted to a loop that is already closed: `LoopClosed`.
+    /// Submitted to a loop that is already closed: `LoopClosed`. A stream's
+    /// iterator given to an executor that is already closed: the stream's
+    /// first poll panics saying so (`ExecutorClosed`), and the iterator,
+    /// which never ran, is dropped on the calling thread.
     Closed,
     /// Submitted to a fresh loop that is closed while the work is pending:
     /// `Cancelled` (it had started) or `LoopClosed` (it never ran).
     CloseInFlight,
+    /// The consumer of a stream or iterator drops it after `at` items: the
+    /// value, and the stream or iterator is dropped on its own thread.
+    DropEarly,
 }
 
-const FAULTS: [Fault; 7] = [
+const FAULTS: [Fault; 8] = [
     Fault::None,
     Fault::Panic,
     Fault::Cancel,
@@ -155,6 +213,7 @@ const FAULTS: [Fault; 7] = [
     Fault::Deadline,
     Fault::Closed,
     Fault::CloseInFlight,
+    Fault::DropEarly,
 ];
 
 impl Op {
@@ -167,8 +226,34 @@ impl Op {
             }
             Op::ExecutorWait => matches!(f, None | Panic | Cancel | Timeout | Deadline),
             Op::ExecutorAwait => matches!(f, None | Panic | Cancel),
+            Op::IterBlocking | Op::IterBlockingInRuntime | Op::IterBlockingInLoop => {
+                matches!(f, None | Panic | DropEarly)
+            }
+            Op::StreamInExecutor | Op::StreamInExecutorInLoop | Op::IterOverExecutorStream => {
+                matches!(f, None | Panic | DropEarly | Closed)
+            }
             _ => matches!(f, None | Panic),
         }
+    }
+
+    fn is_stream(self) -> bool {
+        matches!(
+            self,
+            Op::IterBlocking
+                | Op::IterBlockingInRuntime
+                | Op::IterBlockingInLoop
+                | Op::StreamInExecutor
+                | Op::StreamInExecutorInLoop
+                | Op::IterOverExecutorStream
+        )
+    }
+
+    /// Whether the items come from a blocking iterator on an executor.
+    fn is_executor_stream(self) -> bool {
+        matches!(
+            self,
+            Op::StreamInExecutor | Op::StreamInExecutorInLoop | Op::IterOverExecutorStream
+        )
     }
 }
 
@@ -191,14 +276,37 @@ struct Plan {
     target: usize,
     /// A short wait before cancelling, or the `wait_for` deadline of a timeout.
     short: Duration,
+    /// Stream calls: how many items the stream or iterator yields.
+    items: u32,
+    /// Stream calls: the item at which it panics (`Panic`, up to `items`:
+    /// at `items` it panics instead of ending), or how many items its
+    /// consumer takes before dropping it (`DropEarly`).
+    at: u32,
+    /// Stream calls on an executor: the soak's own (else the default one).
+    own_pool: bool,
+    /// `iter_blocking` with `DropEarly`: after its items the stream waits
+    /// forever instead of ending, so only the drop stops it.
+    endless_stream: bool,
+    /// Stream calls: how the consumer passes time after every 16th item.
+    consumer: Delay,
 }
 
 impl Plan {
     fn new(seed: u64, id: u64) -> Plan {
         let mut r = Rng::new(seed, id);
-        let op = OPS[r.below(OPS.len() as u64) as usize];
+        let op = if r.below(STREAM_SHARE) == 0 {
+            OPS[CALL_OPS + r.below((OPS.len() - CALL_OPS) as u64) as usize]
+        } else {
+            OPS[r.below(CALL_OPS as u64) as usize]
+        };
         let roll = r.below(100);
         let wanted = match roll {
+            _ if op.is_stream() => match roll {
+                0..=59 => Fault::None,
+                60..=74 => Fault::Panic,
+                75..=93 => Fault::DropEarly,
+                _ => Fault::Closed,
+            },
             0..=61 => Fault::None,
             62..=71 => Fault::Panic,
             72..=79 => Fault::Cancel,
@@ -223,13 +331,37 @@ impl Plan {
             2 => Delay::Yields(1 + r.below(3) as u32),
             _ => Delay::Sleeps(Duration::from_micros(20 + r.below(500))),
         };
+        let target = r.below(3) as usize;
+        let short = Duration::from_micros(r.below(3000));
+        // 0, a few, up to the read-ahead, past it (about 1 in 32), past
+        // the worker's 256 items per turn (about 1 in 512).
+        let items = match r.below(512) {
+            0..=63 => 0,
+            64..=431 => 1 + r.below(8),
+            432..=495 => 9 + r.below(56),
+            496..=510 => 65 + r.below(128),
+            _ => 257 + r.below(256),
+        } as u32;
+        let at = r.below(u64::from(items) + 1) as u32;
+        let consumer = match r.below(8) {
+            0 => Delay::Yields(1 + r.below(3) as u32),
+            1 => Delay::Sleeps(Duration::from_micros(20 + r.below(300))),
+            _ => Delay::Ready,
+        };
         Plan {
             id,
             op,
             fault,
             delay,
-            target: r.below(3) as usize,
-            short: Duration::from_micros(r.below(3000)),
+            target,
+            short,
+            items,
+            at,
+            own_pool: r.below(2) == 0,
+            endless_stream: fault == Fault::DropEarly
+                && !op.is_executor_stream()
+                && r.below(2) == 0,
+            consumer,
         }
     }
 
@@ -243,6 +375,31 @@ impl Plan {
 
     fn is_executor(&self) -> bool {
         matches!(self.op, Op::ExecutorWait | Op::ExecutorAwait)
+    }
+
+    /// How many items a stream call's stream or iterator may have made
+    /// beyond those its consumer has counted: the read-ahead, plus the item
+    /// the consumer is taking (its channel releases the room when the item
+    /// is taken, just before the consumer counts it); twice that through
+    /// both directions at once.
+    fn ahead_bound(&self) -> u32 {
+        let one = READ_AHEAD + 1;
+        match self.op {
+            Op::IterOverExecutorStream => 2 * one,
+            _ => one,
+        }
+    }
+
+    /// `DropEarly`: whether the stream or iterator may have reached its end
+    /// before its consumer dropped it, having read ahead that far (`ANY`),
+    /// or cannot have (0: it never ends, or the bound keeps it short of
+    /// its end).
+    fn finished_if_dropped(&self) -> u8 {
+        if self.endless_stream || self.items + 1 > self.at + self.ahead_bound() {
+            0
+        } else {
+            ANY
+        }
     }
 }
 
@@ -265,8 +422,17 @@ struct Ledger {
     dropped: Vec<AtomicU8>,
     /// What `finished` must be at the end: 0, 1, or `ANY`.
     expect_finished: Vec<AtomicU8>,
+    /// The stream or iterator was dropped on a thread it must not be.
+    off_thread: Vec<AtomicU8>,
+    /// The stream or iterator ran further ahead of its consumer than the
+    /// read-ahead bound allows.
+    overran: Vec<AtomicU8>,
+    /// What the two above saw first, for the report.
+    notes: Mutex<Vec<String>>,
     /// Tokens alive right now.
     live: AtomicUsize,
+    /// Stream items alive right now (made and not yet dropped).
+    items_live: AtomicUsize,
 }
 
 const ANY: u8 = u8::MAX;
@@ -277,21 +443,61 @@ fn ledger() -> &'static Ledger {
     LEDGER.get().expect("ledger made in main")
 }
 
-/// Travels inside the submitted future or closure; counts its drop.
-struct Token(u64);
+/// Where a token must be dropped.
+#[derive(Debug)]
+enum DropOn {
+    Anywhere,
+    /// A thread of the worker loop (its runtime names them all alike).
+    WorkerLoop,
+    /// A thread of the executor whose threads' names start with this.
+    Executor(&'static str),
+    /// This thread.
+    Thread(thread::ThreadId),
+}
+
+/// Travels inside the submitted future or closure, or the stream or
+/// iterator; counts its drop, and checks where it happens.
+struct Token(u64, DropOn);
 
 impl Token {
     fn new(id: u64) -> Token {
+        Token::on(id, DropOn::Anywhere)
+    }
+
+    fn on(id: u64, place: DropOn) -> Token {
         ledger().live.fetch_add(1, Ordering::SeqCst);
-        Token(id)
+        Token(id, place)
     }
 }
 
 impl Drop for Token {
     fn drop(&mut self) {
         let l = ledger();
+        let here = thread::current();
+        let name = here.name().unwrap_or("");
+        let right = match self.1 {
+            DropOn::Anywhere => true,
+            DropOn::WorkerLoop => name == WORKER_THREAD,
+            DropOn::Executor(prefix) => name.starts_with(prefix),
+            DropOn::Thread(id) => here.id() == id,
+        };
+        if !right {
+            l.off_thread[self.0 as usize].fetch_add(1, Ordering::SeqCst);
+            note(format!(
+                "call {}: dropped on thread {name:?}, expected {:?}",
+                self.0, self.1
+            ));
+        }
         l.dropped[self.0 as usize].fetch_add(1, Ordering::SeqCst);
         l.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Keeps the first few broken stream contracts for the report.
+fn note(what: String) {
+    let mut notes = ledger().notes.lock().unwrap_or_else(|e| e.into_inner());
+    if notes.len() < 10 {
+        notes.push(what);
     }
 }
 
@@ -301,11 +507,9 @@ fn finish(id: u64) {
 
 // ---- the work ----
 
-/// The async work of a call: passes time, then gives the value or panics;
-/// never ends if the fault needs endless work.
-async fn work(p: Plan, token: Token) -> u64 {
-    let _token = token;
-    match p.delay {
+/// Passes `delay` in async code (on a tokio runtime's timer).
+async fn pass_async(delay: Delay) {
+    match delay {
         Delay::Ready => {}
         Delay::Yields(n) => {
             for _ in 0..n {
@@ -314,6 +518,22 @@ async fn work(p: Plan, token: Token) -> u64 {
         }
         Delay::Sleeps(d) => tokio::time::sleep(d).await,
     }
+}
+
+/// Passes `delay` blocking this thread.
+fn pass_blocking(delay: Delay) {
+    match delay {
+        Delay::Ready => {}
+        Delay::Yields(n) => (0..n).for_each(|_| thread::yield_now()),
+        Delay::Sleeps(d) => thread::sleep(d),
+    }
+}
+
+/// The async work of a call: passes time, then gives the value or panics;
+/// never ends if the fault needs endless work.
+async fn work(p: Plan, token: Token) -> u64 {
+    let _token = token;
+    pass_async(p.delay).await;
     if p.endless() {
         std::future::pending::<()>().await;
     }
@@ -331,16 +551,264 @@ fn job(p: Plan, token: Token, gate: Option<mpsc::Receiver<()>>) -> u64 {
     if let Some(gate) = gate {
         let _ = gate.recv_timeout(BOUND);
     }
-    match p.delay {
-        Delay::Ready => {}
-        Delay::Yields(n) => (0..n).for_each(|_| thread::yield_now()),
-        Delay::Sleeps(d) => thread::sleep(d),
-    }
+    pass_blocking(p.delay);
     finish(p.id);
     if p.fault == Fault::Panic {
         panic!("{}", panic_message(p.id));
     }
     value(p.id)
+}
+
+// ---- the streams ----
+
+/// The read-ahead bound of both stream directions (API.md: at most 64).
+const READ_AHEAD: u32 = 64;
+/// The name of the worker loop's threads.
+const WORKER_THREAD: &str = "bridge-worker";
+/// How the names of the soak's own executor's threads start.
+const POOL_PREFIX: &str = "soak-pool";
+/// How the names of the default executor's threads start.
+const DEFAULT_POOL_PREFIX: &str = "bridge-default";
+/// How the panic of a stream whose executor is closed starts.
+const CLOSED_PANIC: &str = "bridge::stream_in_executor: the executor is closed";
+
+/// One item of a stream call; counted while alive.
+struct Item {
+    call: u64,
+    index: u32,
+}
+
+impl Item {
+    fn new(call: u64, index: u32) -> Item {
+        ledger().items_live.fetch_add(1, Ordering::SeqCst);
+        Item { call, index }
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        ledger().items_live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Shared by a stream call's consumer and its stream or iterator.
+#[derive(Default)]
+struct Probe {
+    /// The items the consumer has taken so far.
+    seen: AtomicU32,
+}
+
+/// Whether item `i` waits for `delay` first: every item for yields, every
+/// 16th for sleeps (a sleep per item would make long streams take long).
+fn paced(delay: Delay, i: u32) -> Delay {
+    match delay {
+        Delay::Sleeps(_) if i % 16 != 0 => Delay::Ready,
+        d => d,
+    }
+}
+
+/// Item `i` of a stream call, or its end (`None`), or its injected panic;
+/// records the end, and a read-ahead beyond the bound.
+fn next_item(p: &Plan, i: u32, probe: &Probe) -> Option<Item> {
+    if p.fault == Fault::Panic && i == p.at {
+        finish(p.id);
+        panic!("{}", panic_message(p.id));
+    }
+    if i == p.items {
+        finish(p.id);
+        return None;
+    }
+    let seen = probe.seen.load(Ordering::SeqCst);
+    if i + 1 > seen + p.ahead_bound() {
+        ledger().overran[p.id as usize].fetch_add(1, Ordering::SeqCst);
+        note(format!(
+            "call {}: item {i} made with {seen} taken, beyond the read-ahead bound",
+            p.id
+        ));
+    }
+    Some(Item::new(p.id, i))
+}
+
+/// The async stream of an `iter_blocking` call: `token` travels with it.
+fn soak_stream(p: Plan, token: Token, probe: Arc<Probe>) -> impl Stream<Item = Item> + Send {
+    futures::stream::unfold((0, token, probe), move |(i, token, probe)| async move {
+        pass_async(paced(p.delay, i)).await;
+        if p.endless_stream && i == p.items {
+            std::future::pending::<()>().await;
+        }
+        let item = next_item(&p, i, &probe)?;
+        Some((item, (i + 1, token, probe)))
+    })
+}
+
+/// The blocking iterator of a `stream_in_executor` call.
+struct SoakIter {
+    p: Plan,
+    next: u32,
+    probe: Arc<Probe>,
+    _token: Token,
+}
+
+impl Iterator for SoakIter {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        pass_blocking(paced(self.p.delay, self.next));
+        let item = next_item(&self.p, self.next, &self.probe)?;
+        self.next += 1;
+        Some(item)
+    }
+}
+
+/// The executor a stream call's iterator runs on (`None`: the default one).
+fn stream_pool(env: &Env, p: &Plan) -> Option<Executor> {
+    match p.fault {
+        Fault::Closed => Some(env.closed_pool.clone()),
+        _ if p.own_pool => Some(env.pool.clone()),
+        _ => None,
+    }
+}
+
+/// `stream_in_executor` over the iterator of `p`, made on this thread.
+fn executor_stream(p: Plan, pool: Option<&Executor>, probe: &Arc<Probe>) -> ExecutorStream<Item> {
+    let place = match pool {
+        // Never ran: dropped where it was handed over.
+        _ if p.fault == Fault::Closed => DropOn::Thread(thread::current().id()),
+        Some(_) => DropOn::Executor(POOL_PREFIX),
+        None => DropOn::Executor(DEFAULT_POOL_PREFIX),
+    };
+    let iter = SoakIter {
+        p,
+        next: 0,
+        probe: probe.clone(),
+        _token: Token::on(p.id, place),
+    };
+    bridge::stream_in_executor(pool, iter)
+}
+
+/// How a stream call's consumer stopped.
+enum Stop {
+    /// An item out of order, or not its call's; what was wrong.
+    Wrong(String),
+    /// It dropped the stream or iterator after `at` items.
+    Dropped,
+    /// The end, after this many items.
+    Ended(u32),
+    /// A panic, after this many items.
+    Panicked(u32, Box<dyn Any + Send>),
+}
+
+/// Checks that `item` is item `n` of call `p`.
+fn check_item(p: &Plan, n: u32, item: &Item) -> Result<(), String> {
+    if item.call == p.id && item.index == n {
+        Ok(())
+    } else {
+        Err(format!(
+            "item {n} expected, got item {} of call {}",
+            item.index, item.call
+        ))
+    }
+}
+
+/// The outcome of a stream call, from how its consumer stopped and whether
+/// the stream or iterator then stayed fused (`None` once more, no panic).
+fn stream_outcome(p: &Plan, stop: Stop, fused: bool) -> Got {
+    match stop {
+        Stop::Wrong(what) => Got::Other(what),
+        Stop::Dropped => Got::Value(value(p.id)),
+        _ if !fused => Got::Other("not fused after its end or its panic".into()),
+        Stop::Ended(n) if n == p.items => Got::Value(value(p.id)),
+        Stop::Ended(n) => Got::Other(format!("ended after {n} of {} items", p.items)),
+        Stop::Panicked(n, payload) => match from_unwind(Err(payload)) {
+            Got::Panicked(m) if m.starts_with(CLOSED_PANIC) && n == 0 => Got::ExecutorClosed,
+            Got::Panicked(m) if n != p.at => {
+                Got::Other(format!("panicked after {n} items, expected {}: {m}", p.at))
+            }
+            got => got,
+        },
+    }
+}
+
+/// Iterates `it` from sync code as a stream call's consumer.
+fn consume_iter(p: Plan, mut it: impl Iterator<Item = Item>, probe: &Probe) -> Got {
+    let stop_at = (p.fault == Fault::DropEarly).then_some(p.at);
+    let mut n = 0;
+    let taken = catch_unwind(AssertUnwindSafe(|| {
+        while stop_at != Some(n) {
+            let Some(item) = it.next() else {
+                return Stop::Ended(n);
+            };
+            if let Err(wrong) = check_item(&p, n, &item) {
+                return Stop::Wrong(wrong);
+            }
+            drop(item);
+            n += 1;
+            probe.seen.store(n, Ordering::SeqCst);
+            if n % 16 == 0 {
+                pass_blocking(p.consumer);
+            }
+        }
+        Stop::Dropped
+    }));
+    let stop = taken.unwrap_or_else(|payload| Stop::Panicked(n, payload));
+    let fused = match stop {
+        Stop::Ended(_) | Stop::Panicked(..) => {
+            matches!(catch_unwind(AssertUnwindSafe(|| it.next())), Ok(None))
+        }
+        _ => true,
+    };
+    drop(it);
+    stream_outcome(&p, stop, fused)
+}
+
+/// Consumes `s` in async code as a stream call's consumer.
+async fn consume_stream(p: Plan, mut s: ExecutorStream<Item>, probe: Arc<Probe>) -> Got {
+    let stop_at = (p.fault == Fault::DropEarly).then_some(p.at);
+    let mut n = 0;
+    let stop = loop {
+        if stop_at == Some(n) {
+            break Stop::Dropped;
+        }
+        match AssertUnwindSafe(s.next()).catch_unwind().await {
+            Ok(Some(item)) => {
+                if let Err(wrong) = check_item(&p, n, &item) {
+                    break Stop::Wrong(wrong);
+                }
+                drop(item);
+                n += 1;
+                probe.seen.store(n, Ordering::SeqCst);
+                if n % 16 == 0 {
+                    pass_async(p.consumer).await;
+                }
+            }
+            Ok(None) => break Stop::Ended(n),
+            Err(payload) => break Stop::Panicked(n, payload),
+        }
+    };
+    let fused = match stop {
+        Stop::Ended(_) | Stop::Panicked(..) => {
+            s.is_terminated() && matches!(AssertUnwindSafe(s.next()).catch_unwind().await, Ok(None))
+        }
+        _ => true,
+    };
+    drop(s);
+    stream_outcome(&p, stop, fused)
+}
+
+/// An `iter_blocking` call: the stream polled on the worker loop, its items
+/// iterated here.
+fn iter_call(p: Plan) -> Got {
+    let probe = Arc::new(Probe::default());
+    let stream = soak_stream(p, Token::on(p.id, DropOn::WorkerLoop), probe.clone());
+    consume_iter(p, bridge::iter_blocking(stream), &probe)
+}
+
+/// A `stream_in_executor` call: the iterator on `pool`, its items consumed
+/// by the async code that made the stream.
+async fn stream_call(p: Plan, pool: Option<Executor>) -> Got {
+    let probe = Arc::new(Probe::default());
+    let s = executor_stream(p, pool.as_ref(), &probe);
+    consume_stream(p, s, probe).await
 }
 
 // ---- outcomes ----
@@ -353,6 +821,8 @@ enum Got {
     Cancelled,
     Timeout,
     LoopClosed,
+    /// A stream's first poll panicked: its executor was closed.
+    ExecutorClosed,
     Other(String),
 }
 
@@ -404,16 +874,18 @@ fn kind(g: &Got) -> &'static str {
         Got::Cancelled => "cancelled",
         Got::Timeout => "timeout",
         Got::LoopClosed => "loop-closed",
+        Got::ExecutorClosed => "executor-closed",
         Got::Other(_) => "other",
     }
 }
 
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 7] = [
     "value",
     "panicked",
     "cancelled",
     "timeout",
     "loop-closed",
+    "executor-closed",
     "other",
 ];
 
@@ -423,6 +895,10 @@ struct Env {
     loops: [LoopHandle; 3],
     closed: LoopHandle,
     multi: tokio::runtime::Runtime,
+    /// The soak's own executor, for stream calls' iterators.
+    pool: Executor,
+    /// An executor that is closed.
+    closed_pool: Executor,
 }
 
 thread_local! {
@@ -453,6 +929,15 @@ fn wait_bounded(fut: ConcurrentFuture<u64>) -> Got {
     match fut.wait_for(BOUND) {
         Err(Error::Timeout) => Got::Other("hung in wait".into()),
         r => Got::from(r),
+    }
+}
+
+/// [`wait_bounded`] for a task that works out its own outcome.
+fn wait_got(fut: ConcurrentFuture<Got>) -> Got {
+    match fut.wait_for(BOUND) {
+        Ok(got) => got,
+        Err(Error::Timeout) => Got::Other("hung in wait".into()),
+        Err(e) => Got::from(Err(e)),
     }
 }
 
@@ -519,6 +1004,25 @@ fn call(env: &Env, p: Plan) -> (Got, Option<bool>) {
         }
         Op::SpawnWait | Op::SpawnAwaitTokio | Op::SpawnAwaitFutures => spawn_call(env, p),
         Op::ExecutorWait | Op::ExecutorAwait => executor_call(p),
+        Op::IterBlocking => (iter_call(p), None),
+        Op::IterBlockingInRuntime => (
+            in_current(|rt| rt.block_on(async move { iter_call(p) })),
+            None,
+        ),
+        Op::IterBlockingInLoop => (wait_got(target.spawn(async move { iter_call(p) })), None),
+        Op::StreamInExecutor => {
+            let pool = stream_pool(env, &p);
+            (in_current(|rt| rt.block_on(stream_call(p, pool))), None)
+        }
+        Op::StreamInExecutorInLoop => {
+            let pool = stream_pool(env, &p);
+            (wait_got(target.spawn(stream_call(p, pool))), None)
+        }
+        Op::IterOverExecutorStream => {
+            let probe = Arc::new(Probe::default());
+            let s = executor_stream(p, stream_pool(env, &p).as_ref(), &probe);
+            (consume_iter(p, bridge::iter_blocking(s), &probe), None)
+        }
     }
 }
 
@@ -612,8 +1116,10 @@ fn expected(p: &Plan, cancel_won: Option<bool>) -> Expect {
         // A gated executor job whose cancel lost runs once the gate opens.
         Fault::Timeout if p.is_executor() => one(&["timeout"], ANY),
         Fault::Timeout => one(&["timeout"], 0),
+        Fault::Closed if p.op.is_stream() => one(&["executor-closed"], 0),
         Fault::Closed => one(&["loop-closed"], 0),
         Fault::CloseInFlight => one(&["cancelled", "loop-closed"], 0),
+        Fault::DropEarly => one(&["value"], p.finished_if_dropped()),
     }
 }
 
@@ -712,7 +1218,7 @@ fn main() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if !msg.starts_with("soak-injected") {
+        if !msg.starts_with("soak-injected") && !msg.starts_with(CLOSED_PANIC) {
             default_hook(info);
         }
     }));
@@ -722,12 +1228,23 @@ fn main() {
         finished: (0..n).map(|_| AtomicU8::new(0)).collect(),
         dropped: (0..n).map(|_| AtomicU8::new(0)).collect(),
         expect_finished: (0..n).map(|_| AtomicU8::new(0)).collect(),
+        off_thread: (0..n).map(|_| AtomicU8::new(0)).collect(),
+        overran: (0..n).map(|_| AtomicU8::new(0)).collect(),
+        notes: Mutex::new(Vec::new()),
         live: AtomicUsize::new(0),
+        items_live: AtomicUsize::new(0),
     });
     // Touch every entry now, so that the ledger's pages count in the start
     // figures and do not pose as growth later.
     let l = ledger();
-    for v in [&l.resolved, &l.finished, &l.dropped, &l.expect_finished] {
+    for v in [
+        &l.resolved,
+        &l.finished,
+        &l.dropped,
+        &l.expect_finished,
+        &l.off_thread,
+        &l.overran,
+    ] {
         v.iter().for_each(|a| a.store(0, Ordering::SeqCst));
     }
     let counts = Counts {
@@ -756,9 +1273,22 @@ fn main() {
             .enable_all()
             .build()
             .expect("a multi-thread runtime"),
+        pool: Executor::builder()
+            .max_threads(4)
+            .thread_name(POOL_PREFIX)
+            .build(),
+        closed_pool: {
+            let pool = Executor::new(1);
+            pool.close();
+            pool
+        },
     };
     assert_eq!(bridge::call_blocking(async { 1 }), 1);
     assert_eq!(bridge::run_in_executor(None, || 1).wait().unwrap(), 1);
+    assert_eq!(
+        bridge::iter_blocking(futures::stream::iter(0..3)).count(),
+        3
+    );
     let start = figures();
     println!(
         "soak: {} threads, {} calls, seed {}; start: {start}",
@@ -865,7 +1395,9 @@ fn main() {
     // Settle: detached work (cancelled tasks, gated jobs) is dropped soon;
     // idle threads retire.
     let settle_start = Instant::now();
-    while l.live.load(Ordering::SeqCst) != 0 && settle_start.elapsed() < SETTLE {
+    while (l.live.load(Ordering::SeqCst) != 0 || l.items_live.load(Ordering::SeqCst) != 0)
+        && settle_start.elapsed() < SETTLE
+    {
         thread::sleep(Duration::from_millis(20));
     }
     while figures().threads > start.threads + THREAD_SLACK && settle_start.elapsed() < SETTLE {
@@ -877,6 +1409,7 @@ fn main() {
     // Account for every call.
     let (mut lost, mut duplicated, mut undropped, mut double_dropped, mut wrong_finish) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut off_thread, mut overran) = (0u64, 0u64);
     let mut notes = Vec::new();
     for id in 0..n {
         let r = l.resolved[id].load(Ordering::SeqCst);
@@ -893,6 +1426,8 @@ fn main() {
             1 => {}
             _ => double_dropped += 1,
         }
+        off_thread += u64::from(l.off_thread[id].load(Ordering::SeqCst) != 0);
+        overran += u64::from(l.overran[id].load(Ordering::SeqCst) != 0);
         if ef != ANY && f != ef {
             wrong_finish += 1;
             if notes.len() < 10 {
@@ -919,6 +1454,8 @@ fn main() {
         .sum();
     let mid = mid.lock().unwrap().unwrap_or(at_end);
     let loops_left = bridge::loops().len();
+    let items_left = l.items_live.load(Ordering::SeqCst);
+    notes.extend(l.notes.lock().unwrap().iter().cloned());
 
     println!(
         "calls made: {} in {:.1?} ({:.0} calls/s)",
@@ -950,6 +1487,10 @@ fn main() {
          {double_dropped}, work finished a wrong number of times {wrong_finish}"
     );
     println!(
+        "streams: dropped on the wrong thread {off_thread}, ahead of the consumer beyond the \
+         bound {overran}, items never dropped {items_left}"
+    );
+    println!(
         "hangs: 0 (longest stretch without a finished call: {:.1?}, sampled every 100 ms; \
          limit {STALL:?})",
         *longest_gap.lock().unwrap()
@@ -971,6 +1512,19 @@ fn main() {
     }
     if wrong_finish > 0 {
         failures.push(format!("{wrong_finish} ran the wrong number of times"));
+    }
+    if off_thread > 0 {
+        failures.push(format!(
+            "{off_thread} streams or iterators dropped on the wrong thread"
+        ));
+    }
+    if overran > 0 {
+        failures.push(format!(
+            "{overran} streams or iterators ran ahead of their consumer beyond the bound"
+        ));
+    }
+    if items_left > 0 {
+        failures.push(format!("{items_left} stream items never dropped"));
     }
     if end.threads > start.threads + THREAD_SLACK {
         failures.push(format!(
