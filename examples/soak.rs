@@ -17,16 +17,17 @@
 //! (the value, `Panicked` with its own message, `Cancelled`, `Timeout`,
 //! `LoopClosed`, the closed executor's panic).
 //!
-//! About a third of the calls are stream calls: sync code iterating
+//! One call in six is a stream call: sync code iterating
 //! `iter_blocking(stream)` (from a plain thread, inside a tokio runtime,
 //! inside a task of a bridge loop or of the worker loop), async code
 //! consuming `stream_in_executor(executor, iter)` (in a tokio runtime, in a
 //! loop's task; on the default executor, on the soak's own, or on a closed
 //! one), and both at once (`iter_blocking(stream_in_executor(..))`). The
 //! stream or iterator yields k items (0, a few, or more than the read-ahead
-//! of 64, sometimes more than the worker's 256 items per turn), each after
-//! its delay, and may panic at item j, or its consumer drops it after j
-//! items (a dropped stream may be one that never ends). The consumer checks
+//! of 64, sometimes more than the worker's 256 items per turn), each ready,
+//! after yields, or (every 16th) after a sleep, and may panic at item j, or
+//! its consumer, which sometimes pauses too, drops it after j items (a
+//! dropped stream may be one that never ends). The consumer checks
 //! that every item comes in order, none lost or duplicated, that a panic
 //! comes after exactly j items, and that the iterator or stream is fused
 //! after its end or its panic. At the end:
@@ -1203,6 +1204,9 @@ struct Counts {
     ops: Vec<AtomicU64>,
     faults: Vec<AtomicU64>,
     outcomes: Vec<AtomicU64>,
+    /// Stream calls: how many, their items, how many had more items than
+    /// the read-ahead and than the worker's items per turn.
+    streams: [AtomicU64; 4],
     mismatches: AtomicU64,
     first_mismatches: Mutex<Vec<String>>,
 }
@@ -1251,6 +1255,7 @@ fn main() {
         ops: OPS.iter().map(|_| AtomicU64::new(0)).collect(),
         faults: FAULTS.iter().map(|_| AtomicU64::new(0)).collect(),
         outcomes: OUTCOMES.iter().map(|_| AtomicU64::new(0)).collect(),
+        streams: Default::default(),
         mismatches: AtomicU64::new(0),
         first_mismatches: Mutex::new(Vec::new()),
     };
@@ -1361,6 +1366,14 @@ fn main() {
                                 .fetch_add(1, Ordering::SeqCst);
                             counts.outcomes[OUTCOMES.iter().position(|o| *o == k).unwrap()]
                                 .fetch_add(1, Ordering::SeqCst);
+                            if p.op.is_stream() {
+                                let n = u64::from(p.items);
+                                let [calls, items, past_ahead, past_turn] = &counts.streams;
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                items.fetch_add(n, Ordering::SeqCst);
+                                past_ahead.fetch_add(u64::from(n > 64), Ordering::SeqCst);
+                                past_turn.fetch_add(u64::from(n > 256), Ordering::SeqCst);
+                            }
                             if !right {
                                 counts.mismatches.fetch_add(1, Ordering::SeqCst);
                                 let mut first = counts.first_mismatches.lock().unwrap();
@@ -1486,9 +1499,13 @@ fn main() {
          duplicated {duplicated}, futures/closures never dropped {undropped}, dropped twice \
          {double_dropped}, work finished a wrong number of times {wrong_finish}"
     );
+    let [calls, items, past_ahead, past_turn] =
+        counts.streams.each_ref().map(|c| c.load(Ordering::SeqCst));
     println!(
-        "streams: dropped on the wrong thread {off_thread}, ahead of the consumer beyond the \
-         bound {overran}, items never dropped {items_left}"
+        "stream calls: {calls}, of {items} items in all ({past_ahead} with more than the \
+         read-ahead of 64, {past_turn} with more than the worker's 256 per turn): dropped on \
+         the wrong thread {off_thread}, ahead of the consumer beyond the bound {overran}, \
+         items never dropped {items_left}"
     );
     println!(
         "hangs: 0 (longest stretch without a finished call: {:.1?}, sampled every 100 ms; \
