@@ -817,7 +817,7 @@ impl Catalog {
     }
 
     /// Reports, per item, whether the stream is polled on the worker loop.
-    pub fn places(&self) -> impl Stream<Item = bool> {
+    pub fn places(&self) -> impl Stream<Item = bool> + Send + 'static {
         stream::iter(0..3).then(|_| async {
             tokio::task::yield_now().await;
             on_worker_loop()

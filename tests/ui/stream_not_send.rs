@@ -26,7 +26,7 @@ impl Client {
         futures::stream::iter([1])
     }
 
-    pub fn holds_rc(&self) -> impl Stream<Item = u32> {
+    pub fn holds_rc(&self) -> impl Stream<Item = u32> + 'static {
         Local(Rc::new(1))
     }
 }

@@ -1,7 +1,9 @@
 // The blocking iterator polls the stream after the call has returned, so a
 // stream that borrows cannot have one: the error says so, at the lifetime,
-// in both forms. A stream that keeps a type parameter is reported at the
-// method, with the bound to add.
+// in both forms. A stream of a method taking a reference must say it is
+// `'static` (under edition 2024 it would capture the reference otherwise):
+// the error says so, at the return type. A stream that keeps a type
+// parameter is reported at the method, with the bound to add.
 use futures::stream::{self, Stream, StreamExt};
 
 pub struct Client {
@@ -14,7 +16,11 @@ impl Client {
         stream::iter(self.items.iter().copied())
     }
 
-    pub fn keeps_value<T: Send>(&self, value: T) -> impl Stream<Item = u32> + Send {
+    pub fn not_declared_static(&self) -> impl Stream<Item = u32> + Send {
+        stream::iter([1])
+    }
+
+    pub fn keeps_value<T: Send>(value: T) -> impl Stream<Item = u32> + Send {
         stream::iter([1]).map(move |n| {
             let _ = &value;
             n

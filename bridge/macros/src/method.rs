@@ -196,7 +196,60 @@ pub(crate) fn blocking_kind(sig: &Signature) -> syn::Result<Option<Blocking>> {
             ),
         ));
     }
+    // Not declared `'static` (nor with a `use<..>` list, checked above)
+    // while the method takes a reference: under edition 2024 such an
+    // `impl Trait` captures that reference's lifetime even if the stream
+    // does not use it, and rustc would report the twin's call as "borrowed
+    // data escapes" with no hint of what to write. One rule for every
+    // edition, said here: declare it.
+    let declared = imp.bounds.iter().any(|b| match b {
+        TypeParamBound::Lifetime(l) => l.ident == "static",
+        TypeParamBound::PreciseCapture(_) => true,
+        _ => false,
+    });
+    if !declared && takes_a_reference(sig) {
+        let name = &sig.ident;
+        return Err(syn::Error::new_spanned(
+            ty,
+            format!(
+                "the stream returned by `{name}` must be declared `+ 'static`: its blocking \
+                 iterator polls it on bridge's worker loop after the call returns, and an \
+                 `impl Stream` return without `+ 'static` may capture the lifetime of `{name}`'s \
+                 reference arguments (it always does under edition 2024); return \
+                 `impl Stream<Item = {}> + Send + 'static`, moving what the stream needs into \
+                 it, or mark `{name}` `#[bridge::blocking(skip)]`",
+                pretty(&item),
+            ),
+        ));
+    }
     Ok(Some(Blocking::Stream { bound, item }))
+}
+
+/// Whether a method takes a reference: `&self`, `&mut self`, `self: &Self`,
+/// or an argument whose type holds a reference or a lifetime.
+fn takes_a_reference(sig: &Signature) -> bool {
+    struct Finds(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finds {
+        fn visit_type_reference(&mut self, _: &'ast syn::TypeReference) {
+            self.0 = true;
+        }
+        fn visit_lifetime(&mut self, _: &'ast Lifetime) {
+            self.0 = true;
+        }
+    }
+    let mut finds = Finds(false);
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                if r.reference.is_some() {
+                    return true;
+                }
+                syn::visit::Visit::visit_type(&mut finds, &r.ty);
+            }
+            FnArg::Typed(t) => syn::visit::Visit::visit_type(&mut finds, &t.ty),
+        }
+    }
+    finds.0
 }
 
 fn ungroup(ty: &Type) -> &Type {
