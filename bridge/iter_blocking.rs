@@ -177,7 +177,7 @@ const TAKE_AT: usize = if READ_AHEAD >= 4 { READ_AHEAD / 4 } else { 1 };
 /// that yields to the loop before each item takes for four or five. Taking
 /// each item the moment it arrives costs the producer a contended lock per
 /// item; with this, `iter_blocking` over such a stream went from 1.1-1.2x
-/// the hand-written pattern's time to 0.9x (`cargo bench --bench streams`,
+/// the hand-written pattern's time to 0.85-0.9x (`cargo bench --bench streams`,
 /// `iter_blocking/yielding`), and a lone item waits at most this long more.
 const GATHER: Duration = Duration::from_micros(3);
 
