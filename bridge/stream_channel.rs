@@ -57,9 +57,9 @@
 //!   holds the core the other side needs. The async consumer spreads its
 //!   spin over polls (it wakes its own task and returns `Pending`), so its
 //!   loop's other tasks run meanwhile. When both parked at once, a stream
-//!   of 10,000 trivial items cost 1.0-1.3x the hand-written `spawn_blocking`
-//!   + mpsc pattern; with the spin, 0.56-0.74x over four runs
-//!   (benches/README.md, "Streams");
+//!   of 10,000 trivial items cost 1.0-1.3x the hand-written pattern (a
+//!   `spawn_blocking` thread feeding an mpsc channel); with the spin,
+//!   0.56-0.74x over four runs (benches/README.md, "Streams");
 //! * the `iter_blocking` consumer waits for the worker loop, which is always
 //!   driven and hands items over within microseconds: it spins on the
 //!   [`ready`](Receiver::ready) hint, with no lock taken and no waker
