@@ -78,7 +78,7 @@ use std::task::{Poll, Waker};
 use crossbeam_utils::CachePadded;
 
 use crate::park::YieldSpin;
-use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::sync::{Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 
 /// The most items a sender is ever ahead of its consumer: the API.md bound.
 ///
@@ -284,15 +284,7 @@ impl<T> Channel<T> {
         }
         debug_assert!(items.len() <= st.room());
         st.buf.extend(items.drain(..));
-        // ORDERING: Relaxed: a hint; the items are published by the lock.
-        self.ready.store(st.buf.len(), Ordering::Relaxed);
-        let room = st.room();
-        let waker = st.receiver_waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(room)
+        Ok(self.appended(st))
     }
 
     /// Appends one item (there must be room) and wakes a waiting receiver.
@@ -304,7 +296,13 @@ impl<T> Channel<T> {
         }
         debug_assert!(st.room() > 0);
         st.buf.push_back(item);
-        // ORDERING: Relaxed: a hint; the item is published by the lock.
+        Ok(self.appended(st))
+    }
+
+    /// After an append under `st`: sets the hint, releases the lock and
+    /// wakes a waiting receiver; returns the room left.
+    fn appended(&self, mut st: MutexGuard<'_, State<T>>) -> usize {
+        // ORDERING: Relaxed: a hint; the items are published by the lock.
         self.ready.store(st.buf.len(), Ordering::Relaxed);
         let room = st.room();
         let waker = st.receiver_waker.take();
@@ -312,23 +310,14 @@ impl<T> Channel<T> {
         if let Some(w) = waker {
             w.wake();
         }
-        Ok(room)
+        room
     }
 
     /// Records how the sender ended (the first call wins) and wakes a
     /// waiting receiver.
     pub(crate) fn close(&self, end: End) {
-        let mut st = self.state.lock();
-        if st.end.is_some() {
-            return;
-        }
-        st.end = Some(end);
-        // ORDERING: Relaxed: a hint; the end is published by the lock.
-        self.ready.store(READ_AHEAD, Ordering::Relaxed);
-        let waker = st.receiver_waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
+        if self.record_end(end) {
+            self.wake_receiver();
         }
     }
 
@@ -337,12 +326,20 @@ impl<T> Channel<T> {
     /// [`wake_receiver`](Self::wake_receiver). A receiver that looks
     /// meanwhile already sees the end.
     pub(crate) fn set_end(&self, end: End) {
+        self.record_end(end);
+    }
+
+    /// Records `end` unless an end is recorded already; returns whether it
+    /// did.
+    fn record_end(&self, end: End) -> bool {
         let mut st = self.state.lock();
-        if st.end.is_none() {
-            st.end = Some(end);
-            // ORDERING: Relaxed: a hint; the end is published by the lock.
-            self.ready.store(READ_AHEAD, Ordering::Relaxed);
+        if st.end.is_some() {
+            return false;
         }
+        st.end = Some(end);
+        // ORDERING: Relaxed: a hint; the end is published by the lock.
+        self.ready.store(READ_AHEAD, Ordering::Relaxed);
+        true
     }
 
     /// Wakes a waiting receiver (after [`set_end`](Self::set_end)).

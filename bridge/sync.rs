@@ -19,7 +19,6 @@ mod imp {
     /// A lock that is never poisoned (`parking_lot`).
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
     /// The guard of a [`Mutex`].
-    #[allow(dead_code)] // named by the loom twin's condvar; kept for symmetry
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
     /// A condition variable for a [`Mutex`] (`parking_lot`: `wait(&mut
     /// guard)`, `wait_for(&mut guard, dur).timed_out()`).
